@@ -1,0 +1,68 @@
+"""A cell: one self-contained unit of work (suite x model x backend x device x seed).
+
+A cell carries everything needed to run it as plain JSON data (the resolved suite included), so an
+executor can hand it to this process, a container or a cluster node alike, and gets a
+:class:`CellResult` back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What to run. ``key`` is unique within a run; ``params`` holds task-specific settings."""
+
+    suite: str
+    task: str
+    model: str
+    backend: str
+    device: str
+    seed: int
+    config: dict[str, Any] = field(repr=False, compare=False)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        extra = "".join(f"|{name}={value}" for name, value in sorted(self.params.items()))
+        return f"model={self.model}|backend={self.backend}|device={self.device}|seed={self.seed}{extra}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Cell":
+        return cls(**json.loads(text))
+
+
+@dataclass
+class CellResult:
+    """What a cell produced.
+
+    ``record`` holds the flat scalar columns of ``results.csv``; ``artifacts`` the rest (per-epoch
+    history, confusion matrix, file names), kept in ``results.json`` and the store.
+    """
+
+    status: str  # "ok" or "failed"
+    record: dict[str, Any]
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def nan_free(value: Any) -> Any:
+    """JSON has no NaN: store it as None so every reader agrees on 'missing'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: nan_free(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_free(item) for item in value]
+    return value

@@ -1,0 +1,75 @@
+"""The ``harness`` command line.
+
+    harness run suite=NAME [profile=smoke|full] [backend=torch|tensorflow|all] [device=cpu|cuda|auto]
+                [seed=N] [key=value ...]
+    harness suite=NAME ...            (the same as ``harness run``: what ``docker run harness suite=...`` does)
+    harness list | data | report | compare | history | baseline   (``harness COMMAND --help``)
+
+Arguments are Hydra-style ``key=value`` pairs. Each command lives in ``harness.commands.<name>`` with a
+``main(argv, console) -> exit code``; a :class:`~harness.errors.UserError` raised anywhere is caught
+here once, printed as one line, and exits 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from harness.errors import CellsFailed, RegressionFound, UserError
+
+COMMANDS = {
+    "run": "train and evaluate a suite's cells, store results, render tables and plots",
+    "list": "the suites: title, task, the report table each mirrors",
+    "data": "fetch and verify the datasets; print where they are",
+    "report": "re-render a stored run's tables and plots (no retraining)",
+    "compare": "compare a run against a baseline; exit 1 on regression",
+    "history": "a metric of a suite over its stored runs",
+    "baseline": "write a baseline file from a run",
+}
+
+
+def usage() -> str:
+    lines = ["usage: harness COMMAND [key=value ...]   (harness suite=NAME ... means harness run)", "", "commands:"]
+    lines += [f"  {name:<9} {summary}" for name, summary in COMMANDS.items()]
+    lines += ["", "harness COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``harness`` script; returns the exit code."""
+    from rich.console import Console
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Logs and CI captures: wide enough for the report tables instead of rich's default of 80.
+        console = Console(highlight=False, width=200)
+    errors = Console(stderr=True, highlight=False)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        console.print(usage(), markup=False)
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from harness import __version__
+
+        console.print(f"harness {__version__}")
+        return 0
+    command = "run" if "=" in argv[0] else argv.pop(0)
+    if command not in COMMANDS:
+        errors.print(f"harness: unknown command {command!r}; commands: {', '.join(COMMANDS)}", markup=False)
+        return 2
+    try:
+        module = importlib.import_module(f"harness.commands.{command}")
+        return module.main(argv, console)
+    except UserError as error:
+        errors.print(f"harness: error: {error}", markup=False, soft_wrap=True)
+        return UserError.exit_code
+    except (CellsFailed, RegressionFound) as error:
+        errors.print(f"harness: {error}", markup=False, soft_wrap=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        errors.print("harness: interrupted; finished cells are stored (run the same command again to resume)")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Parsing ``key=value`` arguments shared by the commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.errors import UserError
+from harness.overrides import Override
+
+
+@dataclass
+class Arguments:
+    """A command's ``key=value`` arguments, split into the command's own options and the rest."""
+
+    options: dict[str, str] = field(default_factory=dict)
+    overrides: list[Override] = field(default_factory=list)
+    positional: list[str] = field(default_factory=list)
+
+
+def parse_arguments(argv: list[str], options: dict[str, str], *, allow_overrides: bool, positional: int = 0) -> Arguments:
+    """Split ``argv`` into known options (``options`` maps name -> help), suite overrides and positionals.
+
+    Unknown keys are suite overrides when the command takes them, otherwise a UserError naming the
+    key and the allowed ones.
+    """
+    parsed = Arguments()
+    for text in argv:
+        if "=" not in text:
+            if len(parsed.positional) < positional:
+                parsed.positional.append(text)
+                continue
+            raise UserError(f"bad argument {text!r}: expected key=value; options: {', '.join(options)}")
+        override = Override.parse(text)
+        if override.key in options:
+            parsed.options[override.key] = text.partition("=")[2].strip()
+        elif allow_overrides:
+            parsed.overrides.append(override)
+        else:
+            raise UserError(f"unknown option {override.key!r}; options: {', '.join(options)}")
+    return parsed
+
+
+def option_help(usage: str, options: dict[str, str]) -> str:
+    """A --help text: the usage line and one line per option."""
+    width = max((len(name) for name in options), default=0)
+    return "\n".join([usage, "", "options:"] + [f"  {name:<{width}}  {text}" for name, text in options.items()])

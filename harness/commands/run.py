@@ -1,0 +1,238 @@
+"""harness run suite=NAME [profile=smoke|full] [backend=torch|tensorflow|all] [device=cpu|cuda|auto] [seed=N] [key=value ...]
+
+Loads and validates the suite (with the profile and overrides), checks that every framework and
+device it needs is there, then runs each cell, committing it to the results store as soon as it
+finishes, and renders the tables and plots. Everything that can be wrong with the input is found
+before the first file is written. A run of the same suite and settings that did not finish is
+resumed: its finished cells are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+
+from harness import environment
+from harness.cell import Cell, CellResult
+from harness.commands.args import option_help, parse_arguments
+from harness.errors import CellsFailed, UserError
+from harness.overrides import Override
+from harness.progress import RunProgress
+from harness.store import ResultsStore, RunInfo, now, point_latest, write_run_files
+from harness.suite import BACKEND_NAMES, Suite, load_suite
+from harness.tasks import task_for
+from harness.tasks.base import RunContext, Task
+
+OPTIONS = {
+    "suite": "suite name (harness list) or path to a .toml file",
+    "profile": "smoke | full (default full: the report's settings)",
+    "backend": "torch | tensorflow | all (sets matrix.backends)",
+    "device": "cpu | cuda | auto (sets matrix.devices)",
+    "seed": "an integer (sets matrix.seeds)",
+    "model": "run only these models: comma-separated names",
+    "resume": "RUN_ID to continue, or 'no' for a new run (default: continue an unfinished run of the same settings)",
+    "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
+    "container": "cpu | gpu: run inside the harness Docker image",
+}
+# Shortcuts a user of Hydra/pytest expects, mapped to the suite fields they set.
+SHORTCUTS = {"backend": "matrix.backends", "device": "matrix.devices", "seed": "matrix.seeds"}
+
+
+@dataclass
+class RunRequest:
+    """What to run; built from the command line, or directly by tests."""
+
+    suite: str
+    profile: str = "full"
+    overrides: list[Override] = field(default_factory=list)
+    models: list[str] | None = None
+    resume: str | None = None  # None: automatic; "no": always a new run; else a run id
+    reports: Path = field(default_factory=lambda: reports_dir())
+    container: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    """Where the results went and how the cells fared."""
+
+    run: RunInfo
+    folder: Path
+    ran: int
+    skipped: int
+    failed: list[str]
+
+
+def reports_dir() -> Path:
+    return Path(os.environ.get("HARNESS_REPORTS", "reports"))
+
+
+def request_from_arguments(argv: list[str]) -> RunRequest:
+    """Turn ``key=value`` arguments into a :class:`RunRequest` (shortcuts become suite overrides)."""
+    args = parse_arguments(argv, OPTIONS, allow_overrides=True)
+    options = args.options
+    if "suite" not in options:
+        raise UserError("missing suite=NAME; see harness list")
+    overrides: list[Override] = []
+    for option, key in SHORTCUTS.items():
+        if option in options:
+            value = options[option]
+            if option == "backend" and value == "all":
+                values: list = list(BACKEND_NAMES)
+            else:
+                values = [Override.parse(f"{key}={value}").value]
+            overrides.append(Override(key, values, f"{option}="))
+    container = options.get("container")
+    if container not in (None, "cpu", "gpu"):
+        raise UserError(f"container={container!r}: allowed: cpu, gpu")
+    return RunRequest(
+        suite=options["suite"],
+        profile=options.get("profile", "full"),
+        overrides=overrides + args.overrides,
+        models=[name.strip() for name in options["model"].split(",")] if "model" in options else None,
+        resume=options.get("resume"),
+        reports=Path(options["reports"]) if "reports" in options else reports_dir(),
+        container=container,
+    )
+
+
+def main(argv: list[str], console: Console) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
+        return 0
+    request = request_from_arguments(argv)
+    if request.container:
+        return launch_in_container(request, argv, console)
+    outcome = run(request, console)
+    console.print(f"results: {outcome.folder}", markup=False)
+    if outcome.failed:
+        raise CellsFailed(f"{len(outcome.failed)} cell(s) failed: {'; '.join(outcome.failed)}")
+    return 0
+
+
+def launch_in_container(request: RunRequest, argv: list[str], console: Console) -> int:
+    """Run the same command inside the harness image, with reports and the data cache mounted."""
+    from harness import container
+    from harness.data import data_dir
+
+    inner = [arg for arg in argv if not arg.startswith(("container=", "reports="))]
+    container.launch(request.container, inner, reports_dir=request.reports.resolve(), data_dir=data_dir(),
+                     console=console)
+    return 0
+
+
+def plan(request: RunRequest) -> tuple[Suite, Task, list[Cell]]:
+    """The validated suite, its task and the cells to run; raises UserError before anything is written."""
+    suite = load_suite(request.suite, request.profile, request.overrides)
+    task = task_for(suite.task)
+    cells = task.plan(suite)
+    if request.models is not None:
+        known = {cell.model for cell in cells}
+        unknown = [name for name in request.models if name not in known]
+        if unknown:
+            raise UserError(f"model={','.join(unknown)}: not in suite {suite.name}; models: {', '.join(sorted(known))}")
+        cells = [cell for cell in cells if cell.model in request.models]
+    return suite, task, cells
+
+
+def check_frameworks(task: Task, cells: list[Cell]) -> dict[str, object]:
+    """Import each needed backend and resolve each device now, so a missing one fails before any output."""
+    from harness.backends import get_backend
+
+    info: dict[str, object] = {}
+    if not task.uses_backends:
+        return info
+    for backend_name in dict.fromkeys(cell.backend for cell in cells):
+        backend = get_backend(backend_name)
+        for device in dict.fromkeys(cell.device for cell in cells if cell.backend == backend_name):
+            resolved = backend.resolve_device(device)
+            info.update(backend.environment(resolved))
+    return info
+
+
+def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict) -> tuple[RunInfo, bool]:
+    """The run to write into: the one asked for, an unfinished one of the same settings, or a new one."""
+    if request.resume not in (None, "no"):
+        run = store.run(request.resume)
+        if run.suite != suite.name or run.config_hash != suite.config_hash:
+            raise UserError(f"resume={request.resume}: that run has other settings (suite {run.suite}, "
+                            f"settings {run.config_hash}, now {suite.config_hash}); start a new run with resume=no")
+        return run, True
+    if request.resume is None:
+        unfinished = store.latest_run(suite.name, suite.config_hash, unfinished=True)
+        if unfinished is not None:
+            return unfinished, True
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_id = f"{stamp}-{suite.config_hash[:6]}"
+    while any(r.run_id == run_id for r in store.runs(suite.name)):
+        run_id += "x"
+    run = RunInfo(run_id, suite.name, suite.profile, suite.config_hash, now(), None, "running", suite.resolved(), env)
+    store.create_run(run)
+    return run, False
+
+
+def run(request: RunRequest, console: Console) -> RunOutcome:
+    """Run a suite; returns where its results are. Tests call this directly."""
+    suite, task, cells = plan(request)
+    if not cells:
+        raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
+    env = environment.collect()
+    env.update(check_frameworks(task, cells))
+    if task.uses_dataset:
+        from harness.data import ensure
+
+        ensure(suite.data.dataset, log=lambda message: console.print(message, markup=False))
+    for override in request.overrides:
+        console.print(f"override {override.key} = {override.value!r} ({override.source})", markup=False)
+
+    with ResultsStore(request.reports / "results.db") as store:
+        run_info, resumed = open_run(store, suite, request, env)
+        folder = run_info.folder(request.reports)
+        folder.mkdir(parents=True, exist_ok=True)
+        point_latest(folder.parent, run_info.run_id)
+        done = store.finished_keys(run_info.run_id)
+        todo = [(position, cell) for position, cell in enumerate(cells) if cell.key not in done]
+        verb = "resuming" if resumed else "starting"
+        console.print(f"{verb} run {run_info.run_id} of {suite.name} ({suite.profile}): "
+                      f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
+        failed: list[str] = []
+        with RunProgress(console, len(todo)) as progress:
+            context = RunContext(folder, progress)
+            for position, cell in todo:
+                result = run_cell(task, cell, context)
+                store.save_cell(run_info.run_id, position, cell, result)
+                write_run_files(folder, run_info, store.cells(run_info.run_id), task.columns)
+                if result.ok:
+                    progress.finish_cell(task.summary(result))
+                else:
+                    failed.append(f"{cell.model} ({cell.backend}, {cell.device}, seed {cell.seed}): {result.error}")
+                    progress.finish_cell(f"FAILED: {result.error}")
+        stored = store.cells(run_info.run_id)
+        status = "failed" if any(not s.result.ok for s in stored) else "complete"
+        store.update_run(run_info.run_id, status=status)
+        run_info = store.run(run_info.run_id)
+        write_run_files(folder, run_info, stored, task.columns)
+        task.render(suite, stored, folder, console)
+    return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)
+
+
+def run_cell(task: Task, cell: Cell, context: RunContext) -> CellResult:
+    """Run one cell in this process; an exception fails the cell, not the run."""
+    label = f"{cell.model} · {cell.backend} · {cell.device} · seed {cell.seed}"
+    context.observer = context.progress.start_cell(label)
+    base = {"suite": cell.suite, "model": cell.model, "backend": cell.backend, "device": cell.device, "seed": cell.seed}
+    try:
+        result = task.run(cell, context)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure of one cell is recorded, the others still run
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        if os.environ.get("HARNESS_TRACEBACK"):
+            traceback.print_exc()
+        return CellResult("failed", {**base, "status": "failed", "error": message}, {}, message)
+    result.record = {**base, **result.record, "status": result.status, "error": result.error}
+    return result

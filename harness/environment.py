@@ -1,0 +1,56 @@
+"""What a result was measured on: harness version and commit, Python, frameworks, CPU, GPU, image."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+
+
+def git_commit(folder: Path | None = None) -> tuple[str | None, bool | None]:
+    """The commit of the checkout holding the harness and whether its tree has uncommitted changes."""
+    folder = folder or Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return os.environ.get("HARNESS_GIT_COMMIT"), None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("HARNESS_GIT_COMMIT"), None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect() -> dict[str, Any]:
+    """The machine and software, without importing any framework (backends add their own part)."""
+    commit, dirty = git_commit()
+    info: dict[str, Any] = {
+        "harness": __version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "hostname": platform.node(),
+        "executable": sys.executable,
+    }
+    if os.environ.get("HARNESS_IMAGE_ID"):
+        info["image_id"] = os.environ["HARNESS_IMAGE_ID"]
+    return info

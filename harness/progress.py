@@ -1,0 +1,94 @@
+"""Progress of a run: rich bars for cells, epochs and batches on a terminal, plain lines elsewhere.
+
+The console and the clock are passed in, so tests can render into a string buffer at a fixed width.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from harness.backends.base import EpochMetrics
+
+
+class RunProgress:
+    """Shows how far a run is; hands each training cell a :class:`CellObserver`."""
+
+    def __init__(self, console: Console, total_cells: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.live = console.is_terminal and not console.is_dumb_terminal
+        self._progress: Progress | None = None
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=console, get_time=clock, transient=False,
+            )
+            self._cells = self._progress.add_task("cells", total=total_cells)
+            self._epochs = self._progress.add_task("epochs", total=None, visible=False)
+            self._batches = self._progress.add_task("batches", total=None, visible=False)
+        self.total = total_cells
+        self.done = 0
+
+    def __enter__(self) -> "RunProgress":
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def log(self, message: str) -> None:
+        """A line above the bars (or on its own without a terminal)."""
+        self.console.print(message, markup=False, highlight=False)
+
+    def start_cell(self, label: str, epochs: int | None = None) -> "CellObserver":
+        """Announce a cell; the returned observer follows its epochs and batches."""
+        if self._progress:
+            self._progress.update(self._cells, description=label[:28])
+            self._progress.reset(self._epochs, total=epochs, visible=bool(epochs), description="epochs")
+        else:
+            self.log(f"[{self.done + 1}/{self.total}] {label}")
+        return CellObserver(self, epochs)
+
+    def finish_cell(self, summary: str) -> None:
+        self.done += 1
+        if self._progress:
+            self._progress.advance(self._cells)
+            self._progress.update(self._epochs, visible=False)
+            self._progress.update(self._batches, visible=False)
+        self.log(f"  {summary}")
+
+
+class CellObserver:
+    """The per-batch hook a backend calls; kept to a counter update so the training loop doesn't slow."""
+
+    def __init__(self, run: RunProgress, epochs: int | None) -> None:
+        self.run = run
+        self.epochs = epochs
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        progress = self.run._progress
+        if progress:
+            progress.reset(self.run._batches, total=batches, visible=True, description=f"batches (epoch {epoch})")
+
+    def advance(self, batches: int = 1) -> None:
+        progress = self.run._progress
+        if progress:
+            progress.advance(self.run._batches, batches)
+
+    def end_epoch(self, metrics: EpochMetrics) -> None:
+        progress = self.run._progress
+        if progress:
+            progress.advance(self.run._epochs)
+        validation = "" if metrics.val_accuracy is None else (
+            f", val loss {metrics.val_loss:.4f}, val acc {100 * metrics.val_accuracy:.2f}%"
+        )
+        total = f"/{self.epochs}" if self.epochs else ""
+        self.run.log(
+            f"  epoch {metrics.epoch}{total}: loss {metrics.train_loss:.4f}, acc {100 * metrics.train_accuracy:.2f}%"
+            f"{validation} ({metrics.seconds:.1f} s)"
+        )

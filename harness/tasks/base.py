@@ -1,0 +1,87 @@
+"""The interface every task implements, and what a running cell is handed."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.cell import Cell, CellResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from harness.progress import RunProgress
+    from harness.suite import Suite
+
+
+class NoOptions(BaseModel):
+    """A task without options of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class RunContext:
+    """What a cell may use while it runs: where to put files, and how to report progress."""
+
+    run_dir: Path
+    progress: "RunProgress"
+    #: Follows the current cell's training (epochs, batches); set by the runner before each cell.
+    observer: Any = None
+
+    def artifact_dir(self, cell: Cell) -> Path:
+        """A folder of this cell's own, for figures and saved weights."""
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.key.replace("|", "__"))
+        path = self.run_dir / "cells" / safe
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass(frozen=True)
+class StoredCell:
+    """A finished cell as read back from the results store."""
+
+    cell: Cell
+    result: CellResult
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.result.record
+
+
+class Task(ABC):
+    """Turns a suite into cells, runs one cell, and renders the tables and figures of a run."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    #: Leading columns of results.csv, in order; a record's other fields follow.
+    columns: ClassVar[tuple[str, ...]] = ("suite", "model", "backend", "device", "seed", "status", "error")
+
+    def options(self, suite: "Suite") -> Any:
+        """The suite's task options, validated (the loader has already checked them)."""
+        return self.Options.model_validate(suite.options)
+
+    @abstractmethod
+    def plan(self, suite: "Suite") -> list[Cell]:
+        """Every cell of the suite, in the order they run."""
+
+    @abstractmethod
+    def run(self, cell: Cell, context: RunContext) -> CellResult:
+        """Run one cell. Raising marks the cell failed; the runner records the error."""
+
+    #: Whether cells train through a framework backend (the runner checks those are installed first).
+    uses_backends: ClassVar[bool] = True
+    #: Whether cells read the suite's dataset (the runner fetches and verifies it first).
+    uses_dataset: ClassVar[bool] = True
+
+    def summary(self, result: CellResult) -> str:
+        """One line about a finished cell for the run's log."""
+        return ", ".join(f"{key} {value}" for key, value in list(result.record.items())[:4])
+
+    @abstractmethod
+    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console") -> list[Path]:
+        """Write the run's tables and figures from stored results (never retrains)."""
