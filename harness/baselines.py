@@ -1,0 +1,160 @@
+"""Where the runs a comparison reads come from: the results store, a results.json, or a baseline file.
+
+A baseline file (``reports/baselines/<device-kind>-<profile>.json``, committed) holds, per suite, the
+run it was taken from reduced to what a comparison needs: identity, environment (calibration
+included), the suite's regression settings, and each cell's record and repeated timings, without the
+bulky artifacts. It is versioned like the results store: a file from a newer harness is refused
+rather than misread, and older versions would be migrated on read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.cell import nan_free
+from harness.errors import UserError
+from harness.regression import CellSummary, RunResults, SampleStats, Side
+from harness.store import ResultsStore, RunInfo, atomic_write, now, read_run_file
+from harness.tasks.base import StoredCell
+
+FORMAT = "harness-baseline"
+SCHEMA_VERSION = 1
+
+
+def summarize(run: RunInfo, cells: list[StoredCell]) -> RunResults:
+    """A stored run as a comparison reads it."""
+    summaries = [
+        CellSummary.from_parts({"model": s.cell.model, "backend": s.cell.backend,
+                                "device": s.record.get("device", s.cell.device), "seed": s.cell.seed,
+                                "params": s.cell.params},
+                               s.result.status, s.result.error, s.result.record, s.result.artifacts)
+        for s in cells
+    ]
+    return RunResults(run.suite, run.run_id, run.profile, run.config_hash, run.created, run.environment,
+                      dict(run.config.get("regression") or {}), summaries)
+
+
+def from_store(store: ResultsStore, run_id: str) -> RunResults:
+    """A run of the store by id."""
+    return summarize(store.run(run_id), store.cells(run_id))
+
+
+def latest(store: ResultsStore, suite: str, profile: str | None = None) -> RunResults:
+    """The newest finished run of ``suite`` (of ``profile`` when given); UserError when there is none."""
+    runs = [r for r in store.runs(suite) if r.status != "running" and profile in (None, r.profile)]
+    if not runs:
+        which = f" with profile {profile!r}" if profile else ""
+        raise UserError(f"no finished run of suite {suite!r}{which} in {store.path}: run it first")
+    return from_store(store, runs[-1].run_id)
+
+
+def device_kind(results: RunResults) -> str:
+    """'cuda' when the run's cells ran on a GPU, else 'cpu' (the first part of a baseline file name)."""
+    return "cuda" if any(cell.device.startswith("cuda") for cell in results.cells) else "cpu"
+
+
+def baseline_path(reports: Path, kind: str, profile: str) -> Path:
+    return Path(reports) / "baselines" / f"{kind}-{profile}.json"
+
+
+def is_baseline_file(path: Path) -> bool:
+    try:
+        with open(path) as handle:
+            head = handle.read(200)
+    except OSError:
+        return False
+    return f'"{FORMAT}"' in head
+
+
+def read_baseline(path: Path) -> dict[str, RunResults]:
+    """The suites of a baseline file, by name."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"no baseline file at {path}: write one with harness baseline update suite=NAME") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"baseline file {path} is not valid JSON: {error}") from None
+    if document.get("format") != FORMAT:
+        raise UserError(f"{path} is not a harness baseline file (no \"format\": \"{FORMAT}\")")
+    version = document.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UserError(f"baseline file {path} has schema version {version!r}; this harness reads "
+                        f"1..{SCHEMA_VERSION}: upgrade harness or write the baseline again")
+    return {name: _results_from_json(entry) for name, entry in document.get("suites", {}).items()}
+
+
+def write_baseline(path: Path, results: RunResults, profile: str) -> dict[str, Any]:
+    """Put ``results`` into the baseline file at ``path`` as its suite's entry (other suites kept)."""
+    path = Path(path)
+    document: dict[str, Any] = {"format": FORMAT, "schema_version": SCHEMA_VERSION}
+    if path.exists():
+        read_baseline(path)  # refuses a newer or foreign file before it is overwritten
+        document = json.loads(path.read_text())
+    document.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "device_kind": device_kind(results),
+                     "profile": profile, "updated": now()})
+    suites = dict(document.get("suites", {}))
+    suites[results.suite] = _results_to_json(results)
+    document["suites"] = dict(sorted(suites.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Sorted keys and one cell per block keep the committed file's diffs readable.
+    atomic_write(path, json.dumps(nan_free(document), indent=1, sort_keys=True) + "\n")
+    return document
+
+
+def _results_to_json(results: RunResults) -> dict[str, Any]:
+    return {
+        "run_id": results.run_id,
+        "suite": results.suite,
+        "profile": results.profile,
+        "config_hash": results.config_hash,
+        "created": results.created,
+        "environment": results.environment,
+        "regression": results.regression,
+        "cells": [cell.as_dict() for cell in results.cells],
+    }
+
+
+def _results_from_json(entry: dict[str, Any]) -> RunResults:
+    cells = [CellSummary(**cell) for cell in entry["cells"]]
+    return RunResults(entry["suite"], entry["run_id"], entry["profile"], entry["config_hash"], entry["created"],
+                      entry.get("environment") or {}, entry.get("regression") or {}, cells)
+
+
+def resolve(source: str, reports: Path) -> list[RunResults]:
+    """What ``source`` names: a baseline file (every suite in it), a results.json or run folder, or a
+    run id of the store in ``reports``."""
+    path = Path(source)
+    if path.is_file() and is_baseline_file(path):
+        return list(read_baseline(path).values())
+    if path.is_file() or (path.is_dir() and (path / "results.json").is_file()):
+        run, cells = read_run_file(path)
+        return [summarize(run, cells)]
+    database = Path(reports) / "results.db"
+    if not database.exists():
+        raise UserError(f"{source!r} is neither a file nor a run folder, and there is no results store at {database}")
+    with ResultsStore(database) as store:
+        known = {run.run_id for run in store.runs()}
+        if source not in known:
+            raise UserError(f"{source!r} is not a baseline file, a results.json, a run folder or a run id in {database}")
+        return [from_store(store, source)]
+
+
+def runs_of(store: ResultsStore, suite: str, profile: str | None = None) -> list[RunResults]:
+    """Every finished run of ``suite`` (of ``profile`` when given), oldest first: a suite's history."""
+    return [from_store(store, run.run_id) for run in store.runs(suite)
+            if run.status != "running" and profile in (None, run.profile)]
+
+
+def metric_history(runs: list[RunResults], metric: str, model: str | None = None
+                   ) -> dict[str, list[SampleStats | None]]:
+    """Per comparison row, the statistics of ``metric`` in each run (None where the run lacks it)."""
+    rows: dict[str, list[SampleStats | None]] = {}
+    for index, results in enumerate(runs):
+        for row, cells in results.rows().items():
+            if model is not None and cells[0].model != model:
+                continue
+            values = Side(tuple(cells)).sample(metric)
+            rows.setdefault(row, [None] * len(runs))[index] = SampleStats.of(values) if values else None
+    return rows

@@ -1,0 +1,140 @@
+"""Tests for `harness compare`, `harness baseline` and `harness history` on a synthetic results store.
+
+The store holds runs of a two-model suite written as the runner writes them (RunInfo + cells with
+records and repeated timings), without training anything: a plain baseline, a run that differs only
+by noise, a run with an injected 2-point accuracy drop, and one with an injected 30 % slowdown.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness import cli
+from harness.baselines import read_baseline, resolve
+from harness.cell import Cell, CellResult
+from harness.commands import baseline as baseline_command
+from harness.commands import compare as compare_command
+from harness.commands import history as history_command
+from harness.errors import RegressionFound, UserError
+from harness.store import ResultsStore, RunInfo, read_run_file, write_run_files
+
+MODELS = {"MLP": 1_796_010, "CNN": 185_066}
+SEEDS, REPEATS = 2, 4
+
+
+def store_run(reports, run_id: str, *, seed: int, minute: int, accuracy_shift: float = 0.0,
+              slowdown: float = 1.0, profile: str = "nightly") -> None:
+    """A finished run of suite 'demo' in the store and its folder, as the runner leaves it."""
+    rng = np.random.default_rng(seed)
+    environment = {"git_commit": f"{seed:040d}", "git_dirty": False, "cpu": "EPYC", "cpu_cores": 2,
+                   "torch": "2.13.0", "calibration": {"version": 1, "seconds": 0.1 * rng.lognormal(0, 0.02)}}
+    config = {"name": "demo", "regression": {"fail": "test_accuracy:-1.0,train_seconds:+10%"}}
+    run = RunInfo(run_id, "demo", profile, "cafe01", f"2026-01-01T00:{minute:02d}:00", None, "running", config,
+                  environment)
+    with ResultsStore(reports / "results.db") as store:
+        store.create_run(run)
+        position = 0
+        for model, params in MODELS.items():
+            for cell_seed in range(SEEDS):
+                times = ((10.0 if model == "MLP" else 30.0) * slowdown * rng.lognormal(0, 0.05, REPEATS)).tolist()
+                record = {"suite": "demo", "model": model, "backend": "torch", "device": "cpu", "seed": cell_seed,
+                          "params": params, "test_accuracy": 97.0 + accuracy_shift + rng.normal(0, 0.1),
+                          "train_seconds": float(np.median(times)), "status": "ok", "error": ""}
+                cell = Cell("demo", "classify", model, "torch", "cpu", cell_seed, {})
+                store.save_cell(run_id, position, cell, CellResult("ok", record, {"timings": {"train_seconds": times}}))
+                position += 1
+        store.update_run(run_id, status="complete")
+        write_run_files(run.folder(reports), store.run(run_id), store.cells(run_id), ["model", "seed"])
+
+
+@pytest.fixture
+def history(reports):
+    """A baseline run, a noise-only rerun, an accuracy drop and a slowdown, in that order."""
+    store_run(reports, "r1-plain", seed=1, minute=1)
+    store_run(reports, "r2-noise", seed=2, minute=2)
+    store_run(reports, "r3-drop", seed=3, minute=3, accuracy_shift=-2.0)
+    store_run(reports, "r4-slow", seed=4, minute=4, slowdown=1.3)
+    return reports
+
+
+def test_baseline_update_writes_the_device_kind_and_profile_file(history, console):
+    path, results = baseline_command.update("demo", history, run_id="r1-plain")
+    assert path == history / "baselines" / "cpu-nightly.json"
+    document = json.loads(path.read_text())
+    assert (document["format"], document["schema_version"], document["device_kind"]) == ("harness-baseline", 1, "cpu")
+    entry = document["suites"]["demo"]
+    assert entry["run_id"] == "r1-plain" and len(entry["cells"]) == len(MODELS) * SEEDS
+    assert len(entry["cells"][0]["samples"]["train_seconds"]) == REPEATS
+    assert entry["environment"]["calibration"]["version"] == 1
+    baseline_command.show([path], console)
+    assert "r1-plain" in console.file.getvalue()
+
+
+def test_baseline_refuses_to_read_or_overwrite_a_newer_file(history, tmp_path):
+    newer = tmp_path / "cpu-nightly.json"
+    newer.write_text(json.dumps({"format": "harness-baseline", "schema_version": 99, "suites": {}}))
+    with pytest.raises(UserError, match="schema version 99"):
+        read_baseline(newer)
+    with pytest.raises(UserError, match="schema version 99"):
+        baseline_command.update("demo", history, run_id="r1-plain", out=newer)
+
+
+@pytest.mark.parametrize(("current", "regressed"), [
+    ("r2-noise", set()),
+    ("r3-drop", {("MLP · torch/cpu", "test_accuracy"), ("CNN · torch/cpu", "test_accuracy")}),
+    ("r4-slow", {("MLP · torch/cpu", "train_seconds"), ("CNN · torch/cpu", "train_seconds")}),
+])
+def test_compare_flags_injected_regressions_and_not_noise(history, console, current, regressed):
+    baseline_command.update("demo", history, run_id="r1-plain")
+    request = compare_command.CompareRequest(str(history / "baselines" / "cpu-nightly.json"), current,
+                                             reports=history)
+    (comparison,) = compare_command.run(request, console)
+    assert {(v.row, v.metric) for v in comparison.regressions} == regressed
+    output = console.file.getvalue()
+    assert f"demo: {current} vs baseline r1-plain" in output
+    assert ("▼ regressed" in output) == bool(regressed)
+
+
+def test_compare_exit_codes_through_the_command_line(history, capsys):
+    baseline_file = str(history / "baselines" / "cpu-nightly.json")
+    assert cli.main(["baseline", "update", "suite=demo", "run=r1-plain", f"reports={history}"]) == 0
+    # Without CURRENT: the newest run of the suite (the slowdown).
+    assert cli.main(["compare", baseline_file, f"reports={history}"]) == 1
+    captured = capsys.readouterr()
+    assert "2 regression(s)" in captured.err and "train_seconds" in captured.err
+    assert cli.main(["compare", baseline_file, "r2-noise", f"reports={history}"]) == 0
+    # The command line can relax a threshold; the slowdown then passes.
+    assert cli.main(["compare", baseline_file, "r4-slow", "fail=train_seconds:+40%", f"reports={history}"]) == 0
+    assert cli.main(["compare", baseline_file, "fail=train_seconds:-5%", f"reports={history}"]) == 2
+    assert "guards the wrong side" in capsys.readouterr().err
+
+
+def test_compare_reads_run_ids_and_results_files_and_writes_json(history, console, tmp_path):
+    out = tmp_path / "comparison.json"
+    folder = history / "demo" / "r3-drop"
+    request = compare_command.CompareRequest("r1-plain", str(folder / "results.json"), reports=history, json=out)
+    with pytest.raises(RegressionFound, match="test_accuracy"):
+        compare_command.main(["r1-plain", str(folder), f"reports={history}"], console)
+    compare_command.run(request, console)
+    (written,) = json.loads(out.read_text())
+    assert written["regressions"] == 2 and written["counts"]["regressed"] == 2
+    assert resolve(str(folder), history)[0].run_id == read_run_file(folder)[0].run_id == "r3-drop"
+    with pytest.raises(UserError, match="'nope' is not a baseline file"):
+        resolve("nope", history)
+
+
+def test_history_shows_a_metric_over_runs(history, console):
+    request = history_command.HistoryRequest("demo", "train_seconds", model="MLP", reports=history)
+    runs, rows = history_command.collect(request)
+    assert [r.run_id for r in runs] == ["r1-plain", "r2-noise", "r3-drop", "r4-slow"]
+    (series,) = rows.values()
+    assert [s.rounds for s in series] == [SEEDS * REPEATS] * 4
+    assert 1.2 < series[3].median / series[0].median < 1.4
+    console.print(history_command.history_table(request, runs, rows))
+    output = console.file.getvalue()
+    assert "train_seconds (s) over 4 run(s)" in output and "Calibration (s)" in output
+    with pytest.raises(UserError, match="metric='nothing'"):
+        history_command.collect(history_command.HistoryRequest("demo", "nothing", reports=history))

@@ -1,0 +1,222 @@
+"""Tests for harness.regression: threshold parsing, noise tests, and verdicts on synthetic runs.
+
+Synthetic runs are drawn from fixed random generators: accuracies over seeds with a spread of about
+0.15 points, timings with about 5 % multiplicative noise over repeats, so the noise tests have
+something real to judge and the expected outcomes do not depend on this machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.errors import UserError
+from harness.regression import (
+    CellSummary,
+    EqualCheck,
+    Outcome,
+    RegressionSettings,
+    RunResults,
+    SampleStats,
+    Side,
+    StatusCheck,
+    ThresholdCheck,
+    compare,
+    direction,
+    mean_test,
+    parse_check,
+    parse_checks,
+    rank_test,
+    time_scale,
+)
+
+MODELS = {"MLP": 1_796_010, "CNN": 185_066}
+
+
+def synthetic_run(run_id: str, *, seed: int, accuracy_shift: float = 0.0, slowdown: float = 1.0, seeds: int = 3,
+                  repeats: int = 4, calibration: float = 0.1, cpu: str = "EPYC", failing: tuple[str, ...] = (),
+                  params_delta: int = 0, fail: str | None = None) -> RunResults:
+    """A run of two models: per seed a test accuracy, per repeat a training time."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for model, params in MODELS.items():
+        base_seconds = 10.0 if model == "MLP" else 30.0
+        for cell_seed in range(seeds):
+            ok = model not in failing
+            times = (base_seconds * slowdown * rng.lognormal(0.0, 0.05, repeats)).tolist()
+            record = {
+                "model": model,
+                "params": params + params_delta,
+                "test_accuracy": 97.5 + accuracy_shift + rng.normal(0.0, 0.15),
+                "train_seconds": float(np.median(times)),
+            }
+            cells.append(CellSummary(model, "torch", "cpu", cell_seed, {}, "ok" if ok else "failed",
+                                     "" if ok else "RuntimeError: loss became nan in epoch 1",
+                                     record if ok else {"model": model}, {"train_seconds": times} if ok else {}))
+    environment = {"cpu": cpu, "cpu_cores": 2, "calibration": {"version": 1, "seconds": calibration}}
+    regression = {"fail": fail} if fail else {}
+    return RunResults("demo", run_id, "nightly", "abc123", "2026-01-01T00:00:00", environment, regression, cells)
+
+
+def outcomes(comparison, metric: str) -> dict[str, Outcome]:
+    return {v.row: v.outcome for v in comparison.verdicts if v.metric == metric}
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+def test_parse_absolute_and_relative_thresholds():
+    drop = parse_check("test_accuracy:-0.5")
+    assert (drop.metric, drop.limit, drop.worse, drop.relative) == ("test_accuracy", 0.5, -1, False)
+    growth = parse_check("train_seconds:+10%")
+    assert (growth.metric, growth.limit, growth.worse, growth.relative) == ("train_seconds", 10.0, 1, True)
+    assert str(growth) == "train_seconds:+10%" and str(drop) == "test_accuracy:-0.5"
+
+
+def test_parse_rejects_the_wrong_direction_and_bad_syntax():
+    with pytest.raises(UserError, match=r"guards the wrong side.*write test_accuracy:-0.5"):
+        parse_check("test_accuracy:+0.5")
+    with pytest.raises(UserError, match=r"write train_seconds:\+10%"):
+        parse_check("train_seconds:-10%")
+    with pytest.raises(UserError, match="bad threshold 'train_seconds:10%'"):
+        parse_check("train_seconds:10%")
+
+
+def test_command_line_thresholds_replace_only_the_metrics_they_name():
+    checks = parse_checks("train_seconds:+25%", parse_checks("test_accuracy:-1,train_seconds:+10%"))
+    assert [str(c) for c in checks] == ["test_accuracy:-1", "train_seconds:+25%"]
+
+
+def test_settings_validate_their_thresholds():
+    assert RegressionSettings().fail == "test_accuracy:-1.0,train_seconds:+10%"
+    with pytest.raises(ValueError, match="guards the wrong side"):
+        RegressionSettings(fail="train_seconds:-5%")
+
+
+def test_direction_of_known_metrics():
+    assert [direction(m) for m in ("test_accuracy", "train_seconds", "final_val_loss", "params")] == [1, -1, -1, 0]
+
+
+# --- statistics ------------------------------------------------------------------------------------
+
+def test_sample_stats_fields():
+    stats = SampleStats.of([4.0, 1.0, 3.0, 2.0, 5.0])
+    assert stats.as_dict() == {"rounds": 5, "min": 1.0, "max": 5.0, "mean": 3.0, "stddev": pytest.approx(1.5811, 1e-4),
+                               "median": 3.0, "q1": 2.0, "q3": 4.0, "iqr": 2.0}
+    assert SampleStats.of([7.0]).stddev == 0.0
+
+
+def test_rank_test_sees_a_clear_shift_and_not_a_reshuffle():
+    before = (1.00, 1.02, 0.98, 1.01, 0.99)
+    assert rank_test(tuple(v * 1.3 for v in before), before, worse=1) == pytest.approx(1 / 252, rel=1e-6)
+    assert rank_test((1.01, 0.99, 1.00, 0.98, 1.02), before, worse=1) > 0.3
+    assert rank_test((1.5,), before, worse=1) is None  # one sample: no noise estimate
+
+
+def test_mean_test_treats_identical_deterministic_seeds_as_certain():
+    assert mean_test((95.0, 96.0), (97.0, 98.0), worse=-1) < 0.1
+    assert mean_test((97.0, 97.0), (97.5, 97.5), worse=-1) == 0.0
+    assert mean_test((97.5, 97.5), (97.5, 97.5), worse=-1) == 1.0
+
+
+# --- single checks ---------------------------------------------------------------------------------
+
+def _side(values: list[float], metric: str = "train_seconds", status: str = "ok") -> Side:
+    cells = tuple(CellSummary("M", "torch", "cpu", i, {}, status, "boom" if status != "ok" else "", {metric: v}, {})
+                  for i, v in enumerate(values))
+    return Side(cells)
+
+
+def test_threshold_check_fails_with_a_message_only_beyond_threshold_and_noise():
+    check = ThresholdCheck("train_seconds", 10.0, 1, True)
+    before = _side([10.0, 10.2, 9.8, 10.1, 9.9])
+    assert check.fails(_side([13.0, 13.3, 12.7, 13.1, 12.9]), before) == (
+        ": train_seconds 10 -> 13 (+30.00 %, limit train_seconds:+10%); p=0.00397 < 0.05")
+    assert check.fails(_side([10.3, 10.1, 10.0, 10.4, 10.2]), before) is None
+    # Beyond the threshold, but the samples overlap: within noise, not a regression.
+    noisy = check.judge("M", _side([8.0, 14.0, 9.0, 13.5, 11.5]), before, 0.05)
+    assert noisy.outcome is Outcome.NOISE and noisy.p_value > 0.05
+
+
+def test_equal_and_status_checks():
+    assert EqualCheck().fails(_side([100.0], "params"), _side([101.0], "params")) == ": params changed: 101 -> 100"
+    assert EqualCheck().fails(_side([100.0], "params"), _side([100.0], "params")) is None
+    assert StatusCheck().fails(_side([1.0], status="failed"), _side([1.0])).startswith(": passed in the baseline, fails")
+    assert StatusCheck().judge("M", _side([1.0]), _side([1.0], status="failed"), 0.05).outcome is Outcome.IMPROVED
+
+
+# --- whole synthetic runs --------------------------------------------------------------------------
+
+def test_two_runs_differing_only_by_noise_are_not_flagged():
+    comparison = compare(synthetic_run("a", seed=1), synthetic_run("b", seed=2))
+    assert comparison.regressions == []
+    assert set(outcomes(comparison, "train_seconds").values()) <= {Outcome.UNCHANGED, Outcome.NOISE}
+    assert set(outcomes(comparison, "test_accuracy").values()) == {Outcome.UNCHANGED}
+    assert [v.samples for v in comparison.verdicts if v.metric == "train_seconds"] == [(12, 12), (12, 12)]
+
+
+def test_an_injected_two_point_accuracy_drop_is_flagged():
+    comparison = compare(synthetic_run("a", seed=1), synthetic_run("b", seed=2, accuracy_shift=-2.0))
+    flagged = {v.row: v for v in comparison.regressions}
+    assert set(flagged) == {"MLP · torch/cpu", "CNN · torch/cpu"}
+    verdict = flagged["MLP · torch/cpu"]
+    assert verdict.metric == "test_accuracy" and verdict.change_unit == "pp"
+    assert -2.5 < verdict.change < -1.5 and verdict.p_value < 0.01
+
+
+def test_an_injected_thirty_percent_slowdown_is_flagged():
+    comparison = compare(synthetic_run("a", seed=1), synthetic_run("b", seed=2, slowdown=1.3))
+    assert {(v.row, v.metric) for v in comparison.regressions} == {
+        ("MLP · torch/cpu", "train_seconds"), ("CNN · torch/cpu", "train_seconds")}
+    for verdict in comparison.regressions:
+        assert 20 < verdict.change < 40 and verdict.change_unit == "%" and verdict.p_value < 0.001
+
+
+def test_a_faster_run_is_an_improvement_not_a_regression():
+    comparison = compare(synthetic_run("a", seed=1), synthetic_run("b", seed=2, slowdown=0.7))
+    assert comparison.regressions == []
+    assert set(outcomes(comparison, "train_seconds").values()) == {Outcome.IMPROVED}
+
+
+def test_a_slowdown_on_a_single_measurement_is_flagged_on_the_threshold_alone():
+    comparison = compare(synthetic_run("a", seed=1, seeds=1, repeats=1),
+                         synthetic_run("b", seed=2, seeds=1, repeats=1, slowdown=1.3))
+    assert {v.metric for v in comparison.regressions} == {"train_seconds"}
+    assert all("no noise estimate" in v.message for v in comparison.regressions)
+
+
+def test_failing_cells_changed_params_and_missing_rows_are_regressions():
+    baseline = synthetic_run("a", seed=1)
+    failing = compare(baseline, synthetic_run("b", seed=2, failing=("CNN",)))
+    assert [(v.row, v.metric) for v in failing.regressions] == [("CNN · torch/cpu", "status")]
+    assert "loss became nan" in failing.regressions[0].message
+    changed = compare(baseline, synthetic_run("b", seed=2, params_delta=10))
+    assert {v.metric for v in changed.regressions} == {"params"}
+    subset = synthetic_run("b", seed=2)
+    subset = RunResults(**{**subset.__dict__, "cells": [c for c in subset.cells if c.model == "MLP"]})
+    missing = compare(baseline, subset)
+    assert [(v.row, v.current) for v in missing.regressions] == [("CNN · torch/cpu", "missing")]
+
+
+def test_timings_from_another_machine_are_scaled_by_the_calibration():
+    # The current machine is twice as slow: both calibration and training take twice as long.
+    slow_machine = synthetic_run("b", seed=2, slowdown=2.0, calibration=0.2, cpu="Xeon")
+    comparison = compare(synthetic_run("a", seed=1), slow_machine)
+    assert comparison.time_scale == pytest.approx(0.5)
+    assert comparison.regressions == []
+    assert any("scaled by 0.500" in note for note in comparison.notes)
+    assert any(c.key == "cpu" for c in comparison.environment_changes)
+    # Unscaled, the same runs are a 100 % slowdown.
+    assert len(compare(synthetic_run("a", seed=1), slow_machine, normalize="never").regressions) == 2
+
+
+def test_time_scale_auto_leaves_runs_of_one_machine_alone():
+    same = synthetic_run("b", seed=2, calibration=0.3)
+    assert time_scale(synthetic_run("a", seed=1), same, "auto") == (1.0, None)
+    assert time_scale(synthetic_run("a", seed=1), same, "always")[0] == pytest.approx(1 / 3)
+
+
+def test_suite_thresholds_come_from_the_current_run_and_the_command_line_wins():
+    baseline = synthetic_run("a", seed=1)
+    lenient = synthetic_run("b", seed=2, slowdown=1.3, fail="train_seconds:+50%")
+    assert compare(baseline, lenient).regressions == []
+    assert len(compare(baseline, lenient, fail="train_seconds:+20%").regressions) == 2
