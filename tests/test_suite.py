@@ -1,0 +1,113 @@
+"""Suite validation: every mistake is one line naming the field and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import UserError
+from harness.overrides import Override
+from harness.suite import load_suite, suite_names
+
+GOOD = """
+title = "tiny"
+task = "classify"
+mirrors = "Table 0"
+[train]
+epochs = 2
+[profiles.smoke]
+"train.epochs" = 1
+[profiles.full]
+[[models]]
+name = "m"
+layers = [ { type = "flatten" }, { type = "dense", units = 10, activation = "softmax" } ]
+"""
+
+
+def write(tmp_path, text, name="tiny"):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def error_of(path, profile="full", overrides=()):
+    with pytest.raises(UserError) as caught:
+        load_suite(path, profile, [Override.parse(o) for o in overrides])
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_every_shipped_suite_loads_in_both_profiles():
+    for name in suite_names():
+        for profile in ("smoke", "full"):
+            assert load_suite(name, profile).profile == profile
+
+
+def test_profile_and_overrides_apply_in_order(tmp_path):
+    path = write(tmp_path, GOOD)
+    assert load_suite(path).train.epochs == 2
+    assert load_suite(path, "smoke").train.epochs == 1
+    assert load_suite(path, "smoke", [Override.parse("train.epochs=5")]).train.epochs == 5
+
+
+def test_unknown_key_in_file(tmp_path):
+    path = write(tmp_path, GOOD.replace("epochs = 2", "epochs = 2\nepoch = 3"))
+    assert error_of(path) == ("suite tiny: unknown key 'train.epoch'; allowed here: "
+                              "epochs, batch_size, optimizer, learning_rate, loss")
+
+
+def test_unknown_override_key(tmp_path):
+    message = error_of(write(tmp_path, GOOD), overrides=["train.epoch=3"])
+    assert message.startswith("suite tiny: unknown key 'train.epoch'; allowed here: epochs,")
+
+
+def test_wrong_type(tmp_path):
+    message = error_of(write(tmp_path, GOOD), overrides=["train.epochs=abc"])
+    assert message == "suite tiny: train.epochs: Input should be a valid integer, unable to parse string as an integer (got 'abc')"
+
+
+def test_negative_epochs(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace("epochs = 2", "epochs = -1")))
+    assert message == "suite tiny: train.epochs: Input should be greater than 0 (got -1)"
+
+
+def test_unknown_layer(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace('type = "flatten"', 'type = "conv3d"')))
+    assert message == ("suite tiny: models['m'].layers.0: unknown layer type 'conv3d'; "
+                       "allowed: dense, conv2d, maxpool2d, flatten, dropout, activation")
+
+
+def test_impossible_shape(tmp_path):
+    text = GOOD.replace('{ type = "flatten" }', '{ type = "conv2d", filters = 4, kernel = 30 }, { type = "flatten" }')
+    message = error_of(write(tmp_path, text))
+    assert message == "suite tiny: models['m']: layer 1 (Conv(4,30,1)): kernel 30 is larger than its 28x28 input"
+
+
+def test_unknown_suite():
+    with pytest.raises(UserError, match=r"unknown suite 'nope'; suites: .*cnn_baseline.*mlp_baseline"):
+        load_suite("nope")
+
+
+def test_unknown_profile(tmp_path):
+    assert error_of(write(tmp_path, GOOD), profile="huge") == "suite tiny: unknown profile 'huge'; profiles: smoke, full"
+
+
+def test_bad_profile_is_found_at_load_even_when_not_chosen(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace('"train.epochs" = 1', '"train.epochs" = 0')))
+    assert message == "suite tiny (profile smoke): train.epochs: Input should be greater than 0 (got 0)"
+
+
+def test_missing_profiles(tmp_path):
+    text = GOOD.replace('[profiles.smoke]\n"train.epochs" = 1\n', "")
+    assert error_of(write(tmp_path, text)) == "suite tiny: profiles: profiles smoke missing: every suite needs 'smoke' and 'full'"
+
+
+def test_invalid_toml(tmp_path):
+    assert error_of(write(tmp_path, "title = ")).startswith("suite file ")
+
+
+def test_config_hash_ignores_the_matrix_but_not_the_settings(tmp_path):
+    path = write(tmp_path, GOOD)
+    base = load_suite(path).config_hash
+    assert load_suite(path, overrides=[Override.parse("matrix.seeds=[1,2]")]).config_hash == base
+    assert load_suite(path, overrides=[Override.parse("train.batch_size=10")]).config_hash != base
