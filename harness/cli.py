@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not console.is_terminal:
         # Logs and CI captures: wide enough for the report tables instead of rich's default of 80.
         console = Console(highlight=False, width=200)
-    errors = Console(stderr=True, highlight=False)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, however long
     if not argv or argv[0] in ("-h", "--help", "help"):
         console.print(usage(), markup=False)
         return 0 if argv else 2

@@ -175,7 +175,7 @@ def _run_info(row: sqlite3.Row) -> RunInfo:
 def write_run_files(folder: Path, run: RunInfo, cells: list[StoredCell], columns: Iterable[str]) -> None:
     """Write ``results.csv`` and ``results.json`` for a run, each atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    records = [stored.record for stored in cells]
+    records = [nan_free(stored.record) for stored in cells]
     leading = [c for c in columns]
     rest = sorted({key for record in records for key in record} - set(leading))
     header = leading + rest

@@ -1,0 +1,42 @@
+"""Progress output, rendered into a string buffer at a fixed width."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from harness.backends.base import EpochMetrics
+from harness.progress import RunProgress
+
+
+def test_plain_lines_when_not_a_terminal():
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, force_terminal=False)
+    with RunProgress(console, total_cells=2) as progress:
+        observer = progress.start_cell("MLP Baseline Model · torch · cpu · seed 0")
+        observer.epochs = 2
+        observer.start_epoch(1, 90)
+        observer.advance(90)
+        observer.end_epoch(EpochMetrics(1, 0.51234, 0.9, 0.3, 0.912, 1.25))
+        progress.finish_cell("1,796,010 params, test 90.10%")
+    assert buffer.getvalue().splitlines() == [
+        "[1/2] MLP Baseline Model · torch · cpu · seed 0",
+        "  epoch 1/2: loss 0.5123, acc 90.00%, val loss 0.3000, val acc 91.20% (1.2 s)",
+        "  1,796,010 params, test 90.10%",
+    ]
+    assert "\x1b" not in buffer.getvalue()
+
+
+def test_bars_on_a_terminal_use_the_given_clock():
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, force_terminal=True, color_system=None)
+    ticks = iter(range(1000))
+    with RunProgress(console, total_cells=1, clock=lambda: float(next(ticks))) as progress:
+        assert progress.live
+        observer = progress.start_cell("cell", 1)
+        observer.start_epoch(1, 10)
+        observer.advance(10)
+        progress.finish_cell("done")
+    text = buffer.getvalue()
+    assert "cells" in text and "done" in text
