@@ -66,14 +66,17 @@ def rich_table(frame: pd.DataFrame, title: str = "") -> Table:
 
 
 def write_table(frame: pd.DataFrame, out_dir: Path, stem: str, title: str, console: Console | None,
-                note: str = "") -> list[Path]:
-    """Write ``stem.md`` and ``stem.csv`` and print the table; returns the files written."""
+                note: str = "", console_columns: list[str] | None = None) -> list[Path]:
+    """Write ``stem.md`` and ``stem.csv`` and print the table; returns the files written.
+
+    ``console_columns`` picks the columns printed on the terminal, where the full table rarely fits.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown, csv_path = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
     atomic_write(markdown, to_markdown(frame, title, note))
     atomic_write(csv_path, frame.to_csv(index=False))
     if console is not None:
-        console.print(rich_table(frame, title))
+        console.print(rich_table(frame[console_columns] if console_columns else frame, title))
         if note:
             console.print(note, markup=False)
     return [markdown, csv_path]

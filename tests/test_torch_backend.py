@@ -87,6 +87,6 @@ def test_cuda_training_runs():
     backend = get_backend("torch")
     spec = report_models()[0]
     model = backend.build(spec, seed=0, device="cuda")
-    fit = backend.fit(model, tiny_splits(), TrainSettings(epochs=1), epochs=1, seed=0, device="cuda",
+    fit = backend.fit(model, tiny_splits(), TrainSettings(epochs=3), epochs=3, seed=0, device="cuda",
                       observer=SilentObserver())
-    assert fit.history[0].val_accuracy > 0.8
+    assert fit.history[-1].val_accuracy > 0.9  # 1.0 on CPU with the same seed

@@ -176,7 +176,7 @@ class ClassifyTask(Task):
         if frame.empty:
             return []
         written = tables.write_table(report_table(frame), out_dir, "table", f"{suite.title} ({suite.mirrors})",
-                                     console, note=TABLE_NOTE)
+                                     console, note=TABLE_NOTE, console_columns=CONSOLE_COLUMNS)
         if frame["backend"].nunique() > 1:
             written += tables.write_table(backends_table(frame), out_dir, "backends",
                                           f"{suite.title}: backends side by side", console)
@@ -184,6 +184,8 @@ class ClassifyTask(Task):
         return written
 
 
+CONSOLE_COLUMNS = ["Model", "Backend", "Device", "Params", "Test acc %", "Report test %", "Δ test", "Train acc %",
+                   "Train s", "Report s", "s/epoch"]
 TABLE_NOTE = ("Δ = measured − report. Accuracies in percent; report CPU seconds were measured on an "
               "Intel i7-10700, ours on the machine in the run's environment.")
 
