@@ -14,8 +14,10 @@ Noise. A row pools the cells that differ only in seed (and repeat), so each metr
 side. A change in the bad direction beyond the threshold is a regression only when the samples also
 say it is real: timings (skewed, outlier-prone) with a one-sided Mann-Whitney U test, other metrics
 (accuracy over seeds) with a one-sided Welch t-test. When either side has a single measurement there
-is no noise estimate, the threshold alone decides, and the verdict says so. Timings of runs on
-different machines are first scaled by the runs' calibration workloads (:mod:`harness.calibration`).
+is no spread to test; a timing is then held against the machine's jitter during the run (the spread
+of its calibration samples), and without a calibration the threshold alone decides. The verdict
+says which. Timings of runs on different machines are first scaled by the runs' calibration
+workloads (:mod:`harness.calibration`).
 
 This module only judges; loading runs and baseline files lives in :mod:`harness.baselines`, and output
 in the commands.
@@ -257,6 +259,17 @@ class RunResults:
         seconds = calibration.get("seconds")
         return float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None
 
+    @property
+    def jitter(self) -> float | None:
+        """The spread of the run's calibration samples, (max - min) / median in percent: how much the
+        same fixed work varied in time on this machine while the run was measured. The noise estimate
+        for a timing measured once (a single sample has no spread of its own)."""
+        samples = (self.environment.get("calibration") or {}).get("samples") or []
+        if len(samples) < 3:
+            return None
+        median = statistics.median(samples)
+        return 100.0 * (max(samples) - min(samples)) / median if median > 0 else None
+
     def settings(self) -> RegressionSettings:
         """The suite's regression settings as stored with the run (defaults where it had none)."""
         return RegressionSettings.model_validate(self.regression or {})
@@ -268,6 +281,8 @@ class Side:
 
     cells: tuple[CellSummary, ...]
     time_scale: float = 1.0
+    #: How much the machine's speed wandered during the run, percent (see RunResults.jitter).
+    jitter: float | None = None
 
     def sample(self, metric: str) -> tuple[float, ...]:
         """All measurements of ``metric`` pooled over the row's cells (failed cells excluded)."""
@@ -356,16 +371,27 @@ class ThresholdCheck(Check):
         p_good = test(now, before, -self.worse)
         unit_label = "%" if self.relative else ("pp" if unit(self.metric) == "%" else unit(self.metric))
         described = f"{self.metric} {old:.4g} -> {new:.4g} ({change:+.2f} {unit_label}, limit {self})"
-        if beyond and (p_bad is None or p_bad < alpha):
+        jitters = [j for j in (current.jitter, baseline.jitter) if j is not None]
+        jitter = max(jitters) if jitters and is_timing(self.metric) else None
+        if beyond and p_bad is None and jitter is not None and abs(change) <= jitter and self.relative:
+            # Measured once: the change must also exceed how much fixed work wandered on the machine.
+            outcome = Outcome.NOISE
+            message = f"{row}: {described}; within noise (1 sample; calibration jitter {jitter:.0f} %)"
+        elif beyond and (p_bad is None or p_bad < alpha):
             outcome = Outcome.REGRESSED
-            noise = "no noise estimate: 1 sample" if p_bad is None else f"p={p_bad:.3g} < {alpha:g}"
+            if p_bad is not None:
+                noise = f"p={p_bad:.3g} < {alpha:g}"
+            elif jitter is not None and self.relative:
+                noise = f"1 sample, beyond the calibration jitter of {jitter:.0f} %"
+            else:
+                noise = "no noise estimate: 1 sample"
             message = f"{row}: {described}; {noise}"
         elif beyond:
             outcome, message = Outcome.NOISE, f"{row}: {described}; within noise (p={p_bad:.3g} >= {alpha:g})"
-        elif better and (p_good is None or p_good < alpha):
+        elif better and (p_good is None or p_good < alpha) and not (jitter and p_good is None and abs(change) <= jitter):
             outcome, message = Outcome.IMPROVED, f"{row}: {described}"
         elif better:
-            outcome, message = Outcome.NOISE, f"{row}: {described}; within noise (p={p_good:.3g} >= {alpha:g})"
+            outcome, message = Outcome.NOISE, f"{row}: {described}; within noise"
         else:
             outcome, message = Outcome.UNCHANGED, f"{row}: {described}"
         return Verdict(row, str(self), self.metric, outcome, old, new, change, unit_label,
@@ -568,8 +594,8 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
     before_rows, now_rows = baseline.rows(), current.rows()
     verdicts: list[Verdict] = []
     for row in list(before_rows) + [r for r in now_rows if r not in before_rows]:
-        before = Side(tuple(before_rows.get(row, ())))
-        now = Side(tuple(now_rows.get(row, ())), scale)
+        before = Side(tuple(before_rows.get(row, ())), jitter=baseline.jitter)
+        now = Side(tuple(now_rows.get(row, ())), scale, current.jitter)
         status = StatusCheck().judge(row, now, before, alpha)
         verdicts.append(status)
         if status.outcome in (Outcome.NEW,) or not now.cells:

@@ -35,7 +35,7 @@ MODELS = {"MLP": 1_796_010, "CNN": 185_066}
 
 def synthetic_run(run_id: str, *, seed: int, accuracy_shift: float = 0.0, slowdown: float = 1.0, seeds: int = 3,
                   repeats: int = 4, calibration: float = 0.1, cpu: str = "EPYC", failing: tuple[str, ...] = (),
-                  params_delta: int = 0, fail: str | None = None) -> RunResults:
+                  params_delta: int = 0, fail: str | None = None, jitter: float | None = None) -> RunResults:
     """A run of two models: per seed a test accuracy, per repeat a training time."""
     rng = np.random.default_rng(seed)
     cells = []
@@ -54,6 +54,8 @@ def synthetic_run(run_id: str, *, seed: int, accuracy_shift: float = 0.0, slowdo
                                      "" if ok else "RuntimeError: loss became nan in epoch 1",
                                      record if ok else {"model": model}, {"train_seconds": times} if ok else {}))
     environment = {"cpu": cpu, "cpu_cores": 2, "calibration": {"version": 1, "seconds": calibration}}
+    if jitter is not None:  # calibration samples spread by ``jitter`` (a fraction) around the median
+        environment["calibration"]["samples"] = [calibration * (1 - jitter / 2), calibration, calibration * (1 + jitter / 2)]
     regression = {"fail": fail} if fail else {}
     return RunResults("demo", run_id, "nightly", "abc123", "2026-01-01T00:00:00", environment, regression, cells)
 
@@ -182,6 +184,20 @@ def test_a_slowdown_on_a_single_measurement_is_flagged_on_the_threshold_alone():
                          synthetic_run("b", seed=2, seeds=1, repeats=1, slowdown=1.3))
     assert {v.metric for v in comparison.regressions} == {"train_seconds"}
     assert all("no noise estimate" in v.message for v in comparison.regressions)
+
+
+def test_a_single_measurement_is_held_against_the_machines_calibration_jitter():
+    # A loaded machine: fixed work varied by 60 % during the run, so a 30 % change proves nothing.
+    loaded = compare(synthetic_run("a", seed=1, seeds=1, repeats=1, jitter=0.2),
+                     synthetic_run("b", seed=2, seeds=1, repeats=1, slowdown=1.3, jitter=0.6))
+    assert loaded.regressions == []
+    assert {v.outcome for v in loaded.verdicts if v.metric == "train_seconds"} == {Outcome.NOISE}
+    assert all("calibration jitter 60 %" in v.message for v in loaded.verdicts if v.metric == "train_seconds")
+    # A quiet machine (4 % jitter): the same 30 % stands out and is reported.
+    quiet = compare(synthetic_run("a", seed=1, seeds=1, repeats=1, jitter=0.04),
+                    synthetic_run("b", seed=2, seeds=1, repeats=1, slowdown=1.3, jitter=0.04))
+    assert {v.metric for v in quiet.regressions} == {"train_seconds"}
+    assert all("beyond the calibration jitter of 4 %" in v.message for v in quiet.regressions)
 
 
 def test_failing_cells_changed_params_and_missing_rows_are_regressions():

@@ -1,0 +1,177 @@
+"""harness nightly [suites=A,B] [profile=nightly] [device=cpu|cuda] [baseline=FILE] [fail=...] [remeasure=yes|no] [reports=DIR] [key=value ...]
+
+The nightly regression check, the same in CI and on a desk (`tox -e nightly`): runs each suite
+(its `nightly` profile, or `smoke` where it has none), compares each run with the suite's entry in
+the baseline file (default reports/baselines/<cpu|cuda>-<profile>.json), and when something
+regressed runs that suite once more and keeps only the regressions the second run confirms: one
+noisy run on a shared machine never fails the night alone. Writes each run's report.html (with the
+comparison) and benchmark.json (pytest-benchmark format), reports/index.html and
+reports/nightly.json; exits 1 on a confirmed regression. Other key=value pairs are suite overrides.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from harness import baselines, benchmark_export, html_report
+from harness.calibration import calibrate
+from harness.commands import compare as compare_command
+from harness.commands import run as run_command
+from harness.commands.args import option_help, parse_arguments
+from harness.errors import RegressionFound, UserError
+from harness.overrides import Override
+from harness.regression import Comparison, RunResults, compare, parse_checks
+from harness.store import ResultsStore, atomic_write
+from harness.suite import load_suite
+
+DEFAULT_SUITES = ("mlp_baseline", "cnn_baseline")
+OPTIONS = {
+    "suites": f"comma-separated suites (default {','.join(DEFAULT_SUITES)})",
+    "profile": "profile to run; a suite without it runs 'smoke' (default nightly)",
+    "device": "cpu | cuda (default cpu): also picks the baseline file",
+    "baseline": "baseline file (default reports/baselines/<device>-<profile>.json)",
+    "fail": "thresholds replacing the suites', e.g. train_seconds:+25%",
+    "remeasure": "yes | no: run a suite again before reporting its regressions (default yes)",
+    "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
+}
+
+
+@dataclass
+class NightlyRequest:
+    """What the nightly check runs; built from the command line, or directly by tests."""
+
+    suites: list[str] = field(default_factory=lambda: list(DEFAULT_SUITES))
+    profile: str = "nightly"
+    device: str = "cpu"
+    baseline: Path | None = None
+    fail: str | None = None
+    remeasure: bool = True
+    reports: Path = Path("reports")
+    overrides: list[Override] = field(default_factory=list)
+
+    @property
+    def baseline_file(self) -> Path:
+        return self.baseline or baselines.baseline_path(self.reports, self.device, self.profile)
+
+
+@dataclass
+class SuiteOutcome:
+    """One suite's night: the comparisons made (one, or two when it was measured again) and what stands."""
+
+    suite: str
+    comparisons: list[Comparison]
+    confirmed: list[str]
+
+    def as_dict(self) -> dict:
+        return {"suite": self.suite, "confirmed_regressions": self.confirmed,
+                "comparisons": [comparison.as_dict() for comparison in self.comparisons]}
+
+
+def suite_profile(suite: str, wanted: str, console: Console) -> str:
+    """``wanted`` when the suite defines it, else ``smoke`` (said once, so nobody is surprised)."""
+    profiles = load_suite(suite, "smoke").profiles
+    if wanted in profiles:
+        return wanted
+    console.print(f"{suite}: no {wanted!r} profile, running 'smoke'", markup=False)
+    return "smoke"
+
+
+def measure(request: NightlyRequest, suite: str, profile: str, console: Console) -> RunResults:
+    """A fresh run of the suite, with a calibration recorded if the runner recorded none."""
+    before = calibrate(request.device)
+    overrides = [Override("matrix.devices", [request.device], "device="), *request.overrides]
+    outcome = run_command.run(run_command.RunRequest(suite, profile, overrides=overrides, resume="no",
+                                                     reports=request.reports), console)
+    with ResultsStore(request.reports / "results.db") as store:
+        run = store.run(outcome.run.run_id)
+        if "calibration" not in run.environment:
+            # Bracket the run: the median over both sets follows a load that changed during it.
+            after = calibrate(request.device)
+            samples = before["samples"] + after["samples"]
+            merged = {**before, "samples": samples, "seconds": sorted(samples)[len(samples) // 2]}
+            store.update_run(run.run_id, status=run.status, environment={**run.environment, "calibration": merged})
+        return baselines.from_store(store, run.run_id)
+
+
+def check_suite(request: NightlyRequest, suite: str, expected: dict[str, RunResults], console: Console) -> SuiteOutcome:
+    profile = suite_profile(suite, request.profile, console)
+    if suite not in expected:
+        raise UserError(f"baseline {request.baseline_file} has no suite {suite!r}: run it, then "
+                        f"harness baseline update suite={suite} profile={request.profile}")
+    comparisons = [compare(expected[suite], measure(request, suite, profile, console), request.fail)]
+    first = {(v.row, v.metric) for v in comparisons[0].regressions}
+    if first and request.remeasure:
+        console.print(f"{suite}: {len(first)} suspected regression(s); measuring once more", markup=False)
+        comparisons.append(compare(expected[suite], measure(request, suite, profile, console), request.fail))
+        second = {(v.row, v.metric) for v in comparisons[1].regressions}
+        confirmed = [v.message for v in comparisons[1].regressions if (v.row, v.metric) in first & second]
+    else:
+        confirmed = [v.message for v in comparisons[0].regressions]
+    for comparison in comparisons:
+        compare_command.print_comparison(comparison, console)
+        folder = request.reports / suite / comparison.current_id
+        html_report.write_report(request.reports, comparison.current_id, comparison)
+        with ResultsStore(request.reports / "results.db") as store:
+            benchmark_export.export(baselines.from_store(store, comparison.current_id), folder / "benchmark.json")
+    return SuiteOutcome(suite, comparisons, confirmed)
+
+
+def run(request: NightlyRequest, console: Console) -> list[SuiteOutcome]:
+    """Run, compare, measure suspects again, write the reports; returns each suite's outcome."""
+    expected = {results.suite: results for results in baselines.read_baseline(request.baseline_file).values()}
+    outcomes = [check_suite(request, suite, expected, console) for suite in request.suites]
+    atomic_write(request.reports / "nightly.json",
+                 json.dumps({"baseline": str(request.baseline_file), "profile": request.profile,
+                             "suites": [outcome.as_dict() for outcome in outcomes]}, indent=1) + "\n")
+    console.print(f"reports: {request.reports / 'index.html'}", markup=False)
+    return outcomes
+
+
+def request_from_arguments(argv: list[str]) -> NightlyRequest:
+    args = parse_arguments(argv, OPTIONS, allow_overrides=True)
+    options = args.options
+    if options.get("device", "cpu") not in ("cpu", "cuda"):
+        raise UserError(f"device={options['device']!r}: allowed: cpu, cuda")
+    if options.get("remeasure", "yes") not in ("yes", "no"):
+        raise UserError(f"remeasure={options['remeasure']!r}: allowed: yes, no")
+    if "fail" in options:
+        parse_checks(options["fail"])
+    suites = [name.strip() for name in options.get("suites", ",".join(DEFAULT_SUITES)).split(",") if name.strip()]
+    for suite in suites:
+        load_suite(suite, "smoke")  # an unknown suite is reported before anything runs
+    return NightlyRequest(
+        suites=suites,
+        profile=options.get("profile", "nightly"),
+        device=options.get("device", "cpu"),
+        baseline=Path(options["baseline"]) if "baseline" in options else None,
+        fail=options.get("fail"),
+        remeasure=options.get("remeasure", "yes") == "yes",
+        reports=Path(options["reports"]) if "reports" in options else run_command.reports_dir(),
+        overrides=args.overrides,
+    )
+
+
+def main(argv: list[str], console: Console) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
+        return 0
+    outcomes = run(request_from_arguments(argv), console)
+    confirmed = [message for outcome in outcomes for message in outcome.confirmed]
+    if confirmed:
+        raise RegressionFound(f"{len(confirmed)} confirmed regression(s): " + "; ".join(confirmed))
+    return 0
+
+
+if __name__ == "__main__":
+    # `python -m harness.commands.nightly ...` works whether or not harness.cli lists the command yet,
+    # with the command line's error handling and exit codes.
+    import sys
+
+    from harness import cli
+
+    cli.COMMANDS.setdefault("nightly", "run the nightly profile, compare with the baseline, report")
+    raise SystemExit(cli.main(["nightly", *sys.argv[1:]]))
