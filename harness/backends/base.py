@@ -18,6 +18,8 @@ import numpy as np
 from harness.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from harness.data import Splits
     from harness.spec import ModelSpec
     from harness.suite import TrainSettings
@@ -132,3 +134,107 @@ class Backend(ABC):
     @abstractmethod
     def environment(self, device: str) -> dict[str, Any]:
         """Framework version, threads, and the device's name (GPU model and driver where present)."""
+
+    # --- Inspection and multi-task training (report Tasks 5 and 6) -------------------------------
+    # Not abstract: a backend without them still runs every classification suite; only the
+    # visualize and mtl tasks call them. ``layer_index`` always counts the spec's layers from 0, and
+    # the spec is passed because a framework's own list of layers need not match it one to one
+    # (PyTorch keeps an activation as a module of its own, and folds an output softmax into the loss).
+
+    def activations(self, model: Any, images: np.ndarray, layer_index: int, *, spec: "ModelSpec",
+                    device: str) -> np.ndarray:
+        """The output of spec layer ``layer_index`` (after its activation) for ``images``, in
+        evaluation mode: channels-last ``(N, H, W, C)`` for image layers, ``(N, F)`` for flat ones, the
+        shape ``spec.shapes()[layer_index + 1]`` predicts. An output softmax is applied here even where
+        training folds it into the loss, so both backends return probabilities."""
+        raise NotImplementedError(f"backend {self.name!r} cannot read activations")
+
+    def ascend(self, model: Any, start_images: np.ndarray, layer_index: int, *, spec: "ModelSpec",
+               filter_index: "int | Sequence[int] | None", steps: int, step_size: float,
+               device: str) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient ascent on the input images, the model fixed (Chollet, *Deep Learning with Python*).
+
+        The objective of each image is the mean activation of one filter (channel or unit) of layer
+        ``layer_index``: ``filter_index`` gives it for all images (an int) or per image (a sequence),
+        as for filter visualisation from noise. With ``filter_index=None`` it is the mean squared
+        activation of the whole layer, as for deep dream. Each step adds ``step_size`` times the
+        gradient divided by its L2 norm (each image's own), so the step length does not depend on
+        the scale of the activations. Returns the final images (same shape as the start) and the
+        objective per step, ``(steps + 1, N)``: row 0 before the first step, row ``steps`` at the end.
+        """
+        raise NotImplementedError(f"backend {self.name!r} cannot run gradient ascent")
+
+    def kernel(self, model: Any, layer_index: int, *, spec: "ModelSpec") -> np.ndarray:
+        """The weights of spec layer ``layer_index`` in Keras' layout: ``(kh, kw, in, out)`` for a
+        convolution, ``(in, out)`` for a dense layer; ValueError for a layer without weights."""
+        raise NotImplementedError(f"backend {self.name!r} cannot read kernels")
+
+    def build_multitask(self, trunk: "ModelSpec", heads: "Sequence[Head]", *, seed: int, device: str) -> Any:
+        """One network: the ``trunk`` spec (ending in a flat vector), then one dense softmax head per
+        entry of ``heads`` on the trunk's output. Initialised like :meth:`build` (trunk first, then
+        the heads in order)."""
+        raise NotImplementedError(f"backend {self.name!r} cannot build multi-task models")
+
+    def fit_multitask(self, model: Any, splits: "Splits", heads: "Sequence[Head]", loss_weights: "Sequence[float]",
+                      train: "TrainSettings", *, epochs: int, seed: int, device: str,
+                      observer: TrainObserver) -> "MultiTaskFit":
+        """Train in place on ``sum(weight_k * cross_entropy_k)``; head k's labels are
+        ``heads[k].label_map[y]``. The observer follows the head with the largest weight."""
+        raise NotImplementedError(f"backend {self.name!r} cannot train multi-task models")
+
+    def predict_multitask(self, model: Any, images: np.ndarray, *, device: str,
+                          batch_size: int = 1000) -> list[np.ndarray]:
+        """Predicted class per image for each head (int64 arrays, in the order of the heads)."""
+        raise NotImplementedError(f"backend {self.name!r} cannot run multi-task models")
+
+    def multitask_loss(self, model: Any, images: np.ndarray, labels: np.ndarray, heads: "Sequence[Head]",
+                       loss_weights: "Sequence[float]", *, device: str) -> float:
+        """The training objective, ``sum(weight_k * mean cross_entropy_k)``, on a labelled set in
+        evaluation mode (``labels`` are dataset labels; each head maps them)."""
+        raise NotImplementedError(f"backend {self.name!r} cannot run multi-task models")
+
+    def head_model(self, model: Any, head_index: int) -> Any:
+        """A single-task model sharing the multi-task model's trunk and head ``head_index`` (no copy):
+        :meth:`predict`, :meth:`activations` and :meth:`kernel` take it with the spec
+        ``trunk + Dense(classes, softmax)``."""
+        raise NotImplementedError(f"backend {self.name!r} cannot run multi-task models")
+
+
+@dataclass(frozen=True)
+class Head:
+    """One output of a multi-task model: a name and how a dataset label maps to this head's classes."""
+
+    name: str
+    label_map: np.ndarray
+    """``label_map[dataset_label]`` is the head's class (int64); the identity for the dataset's own classes."""
+
+    @property
+    def classes(self) -> int:
+        return int(self.label_map.max()) + 1
+
+
+@dataclass(frozen=True)
+class MultiTaskEpoch:
+    """One epoch of multi-task training: the weighted objective and each head's own metrics."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    heads: tuple[EpochMetrics, ...]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MultiTaskFit:
+    """The per-epoch history of a multi-task fit and the wall-clock seconds of the training loop."""
+
+    history: list[MultiTaskEpoch]
+    seconds: float
+
+
+def observed_head(loss_weights: "Sequence[float]") -> int:
+    """The head whose metrics go to a TrainObserver: the one with the largest weight (the first on ties)."""
+    return max(range(len(loss_weights)), key=lambda k: (loss_weights[k], -k))

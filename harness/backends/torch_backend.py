@@ -200,6 +200,58 @@ class TorchBackend(Backend):
             info["gpu_driver"] = _nvidia_driver()
         return info
 
+    # --- Inspection and multi-task training (Tasks 5 and 6): see torch_inspect and torch_multitask ---
+    # (imported per call: those modules import this one)
+
+    def activations(self, model: nn.Sequential, images: np.ndarray, layer_index: int, *, spec: "ModelSpec",
+                    device: str) -> np.ndarray:
+        from harness.backends import torch_inspect
+
+        return torch_inspect.activations(model, images, layer_index, spec=spec, device=device)
+
+    def ascend(self, model: nn.Sequential, start_images: np.ndarray, layer_index: int, *, spec: "ModelSpec",
+               filter_index: Any, steps: int, step_size: float, device: str) -> tuple[np.ndarray, np.ndarray]:
+        from harness.backends import torch_inspect
+
+        return torch_inspect.ascend(model, start_images, layer_index, spec=spec, filter_index=filter_index,
+                                    steps=steps, step_size=step_size, device=device)
+
+    def kernel(self, model: nn.Sequential, layer_index: int, *, spec: "ModelSpec") -> np.ndarray:
+        from harness.backends import torch_inspect
+
+        return torch_inspect.kernel(model, layer_index, spec=spec)
+
+    def build_multitask(self, trunk: "ModelSpec", heads: Any, *, seed: int, device: str) -> nn.Module:
+        from harness.backends import torch_multitask
+
+        return torch_multitask.build(trunk, heads, seed=seed, device=device)
+
+    def fit_multitask(self, model: nn.Module, splits: "Splits", heads: Any, loss_weights: Any,
+                      train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver) -> Any:
+        from harness.backends import torch_multitask
+
+        return torch_multitask.fit(model, splits, heads, loss_weights, train, epochs=epochs, seed=seed,
+                                   device=device, observer=observer)
+
+    def predict_multitask(self, model: nn.Module, images: np.ndarray, *, device: str,
+                          batch_size: int = 1000) -> list[np.ndarray]:
+        from harness.backends import torch_multitask
+
+        return torch_multitask.predict(model, images, device=device, batch_size=batch_size)
+
+    def multitask_loss(self, model: nn.Module, images: np.ndarray, labels: np.ndarray, heads: Any,
+                       loss_weights: Any, *, device: str) -> float:
+        from harness.backends import torch_multitask
+
+        return torch_multitask.loss(model, images, labels, heads, loss_weights, device=device)
+
+    def head_model(self, model: nn.Module, head_index: int) -> nn.Sequential:
+        from harness.backends import torch_multitask
+
+        return torch_multitask.head_model(model, head_index)
+
+    # --- end of the Tasks 5 and 6 block ---
+
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (fraction) over a labelled set, in evaluation mode."""
