@@ -78,3 +78,14 @@ def workload_flops() -> int:
     conv1 = 2 * CONV_BATCH * CONV_CHANNELS * side1 * side1 * 9
     conv2 = 2 * CONV_BATCH * CONV_CHANNELS * side2 * side2 * 9 * CONV_CHANNELS
     return matmul + conv1 + conv2
+
+
+def merge(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """One calibration from two taken around a run (before the first cell, after the last): all
+    samples, and their median, so a load that came or went during the run is reflected."""
+    if before.get("version") != after.get("version"):
+        raise ValueError("calibrations of different workload versions cannot be merged")
+    samples = list(before["samples"]) + list(after["samples"])
+    seconds = statistics.median(samples)
+    return {**before, "samples": samples, "seconds": seconds,
+            "gflops": workload_flops() / seconds / 1e9 if seconds > 0 else None}

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness import baselines, benchmark_export, html_report
-from harness.calibration import calibrate
+from harness import baselines, benchmark_export, calibration, html_report
 from harness.commands import compare as compare_command
 from harness.commands import run as run_command
 from harness.commands.args import option_help, parse_arguments
@@ -82,7 +81,7 @@ def suite_profile(suite: str, wanted: str, console: Console) -> str:
 
 def measure(request: NightlyRequest, suite: str, profile: str, console: Console) -> RunResults:
     """A fresh run of the suite, with a calibration recorded if the runner recorded none."""
-    before = calibrate(request.device)
+    before = calibration.calibrate(request.device)
     overrides = [Override("matrix.devices", [request.device], "device="), *request.overrides]
     outcome = run_command.run(run_command.RunRequest(suite, profile, overrides=overrides, resume="no",
                                                      reports=request.reports), console)
@@ -90,9 +89,7 @@ def measure(request: NightlyRequest, suite: str, profile: str, console: Console)
         run = store.run(outcome.run.run_id)
         if "calibration" not in run.environment:
             # Bracket the run: the median over both sets follows a load that changed during it.
-            after = calibrate(request.device)
-            samples = before["samples"] + after["samples"]
-            merged = {**before, "samples": samples, "seconds": sorted(samples)[len(samples) // 2]}
+            merged = calibration.merge(before, calibration.calibrate(request.device))
             store.update_run(run.run_id, status=run.status, environment={**run.environment, "calibration": merged})
         return baselines.from_store(store, run.run_id)
 
