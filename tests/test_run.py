@@ -10,6 +10,7 @@ import pytest
 from harness.commands import run as run_command
 from harness.commands.run import RunRequest, request_from_arguments
 from harness.errors import UserError
+from harness.executor import InProcessExecutor
 from harness.overrides import Override
 from harness.store import ResultsStore
 
@@ -53,20 +54,18 @@ def small(suite, **extra):
     return RunRequest(suite, "smoke", overrides=overrides, **extra)
 
 
-def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, mnist, console, monkeypatch):
-    real = run_command.run_cell
-    calls = []
+def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, mnist, console):
+    class InterruptedOnThirdCell(InProcessExecutor):
+        calls = 0
 
-    def interrupted(task, cell, context):
-        calls.append(cell.model)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(task, cell, context)
+        def run(self, cell, context):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return super().run(cell, context)
 
-    monkeypatch.setattr(run_command, "run_cell", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_command.run(small("mlp_depth", reports=reports), console)
-    monkeypatch.setattr(run_command, "run_cell", real)
+        run_command.run(small("mlp_depth", reports=reports), console, InterruptedOnThirdCell())
     with ResultsStore(reports / "results.db") as store:
         [first] = store.runs("mlp_depth")
         before = {s.cell.key: s.result.record for s in store.cells(first.run_id)}

@@ -10,7 +10,6 @@ resumed: its finished cells are skipped.
 from __future__ import annotations
 
 import os
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,9 +17,10 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import environment
-from harness.cell import Cell, CellResult
+from harness.cell import Cell
 from harness.commands.args import option_help, parse_arguments
 from harness.errors import CellsFailed, UserError
+from harness.executor import Executor, InProcessExecutor
 from harness.overrides import Override
 from harness.progress import RunProgress
 from harness.store import ResultsStore, RunInfo, now, point_latest, write_run_files
@@ -175,8 +175,9 @@ def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict) 
     return run, False
 
 
-def run(request: RunRequest, console: Console) -> RunOutcome:
+def run(request: RunRequest, console: Console, executor: Executor | None = None) -> RunOutcome:
     """Run a suite; returns where its results are. Tests call this directly."""
+    executor = executor or InProcessExecutor()
     suite, task, cells = plan(request)
     if not cells:
         raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
@@ -203,7 +204,7 @@ def run(request: RunRequest, console: Console) -> RunOutcome:
         with RunProgress(console, len(todo)) as progress:
             context = RunContext(folder, progress)
             for position, cell in todo:
-                result = run_cell(task, cell, context)
+                result = executor.run(cell, context)
                 store.save_cell(run_info.run_id, position, cell, result)
                 write_run_files(folder, run_info, store.cells(run_info.run_id), task.columns)
                 if result.ok:
@@ -218,21 +219,3 @@ def run(request: RunRequest, console: Console) -> RunOutcome:
         write_run_files(folder, run_info, stored, task.columns)
         task.render(suite, stored, folder, console)
     return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)
-
-
-def run_cell(task: Task, cell: Cell, context: RunContext) -> CellResult:
-    """Run one cell in this process; an exception fails the cell, not the run."""
-    label = f"{cell.model} · {cell.backend} · {cell.device} · seed {cell.seed}"
-    context.observer = context.progress.start_cell(label)
-    base = {"suite": cell.suite, "model": cell.model, "backend": cell.backend, "device": cell.device, "seed": cell.seed}
-    try:
-        result = task.run(cell, context)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as error:  # noqa: BLE001 - any failure of one cell is recorded, the others still run
-        message = f"{type(error).__name__}: {error}".splitlines()[0]
-        if os.environ.get("HARNESS_TRACEBACK"):
-            traceback.print_exc()
-        return CellResult("failed", {**base, "status": "failed", "error": message}, {}, message)
-    result.record = {**base, **result.record, "status": result.status, "error": result.error}
-    return result
