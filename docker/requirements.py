@@ -1,0 +1,55 @@
+"""Print the requirements of pyproject.toml's dependencies plus the named extras, one per line.
+
+Usage: python3 docker/requirements.py pyproject.toml torch,tensorflow > requirements.txt
+
+The image build installs these in a layer of their own before the source is copied in, so editing
+the harness rebuilds in seconds instead of re-installing torch and TensorFlow. Extras that name the
+project itself (``all = ["harness[torch,container]"]``) are expanded here, since the project is not
+installed yet when they are needed. Standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+_SELF = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.-]+)\s*\[(?P<extras>[^\]]*)\]\s*$")
+
+
+def requirements(pyproject: dict, extras: list[str]) -> list[str]:
+    """The base dependencies plus those of ``extras``, self-references expanded, in order, unique."""
+    project = pyproject["project"]
+    name = project["name"].lower()
+    optional = project.get("optional-dependencies", {})
+    out: list[str] = list(project.get("dependencies", []))
+    pending, seen = list(extras), set()
+    while pending:
+        extra = pending.pop(0)
+        if extra in seen:
+            continue
+        seen.add(extra)
+        if extra not in optional:
+            raise SystemExit(f"requirements.py: unknown extra {extra!r}; extras: {', '.join(optional)}")
+        for requirement in optional[extra]:
+            match = _SELF.match(requirement)
+            if match and match["name"].lower() == name:
+                pending.extend(part.strip() for part in match["extras"].split(",") if part.strip())
+            else:
+                out.append(requirement)
+    return list(dict.fromkeys(out))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__.splitlines()[2], file=sys.stderr)
+        return 2
+    pyproject = tomllib.loads(Path(argv[1]).read_text())
+    extras = [part.strip() for part in argv[2].split(",") if part.strip()]
+    print("\n".join(requirements(pyproject, extras)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
