@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.backends.base import EpochMetrics, MultiTaskEpoch, MultiTaskFit, NonFiniteLoss, TrainObserver, observed_head
-from harness.backends.tensorflow_backend import _import_frameworks, _progress_callback_class, build_model
+from harness.backends.tensorflow_backend import _TF_DEVICES, _import_frameworks, _progress_callback_class, build_model
 
 if TYPE_CHECKING:
     import keras
@@ -37,7 +37,7 @@ def build(trunk: "ModelSpec", heads: "Sequence[Head]", *, seed: int, device: str
     if len(trunk.output_shape) != 1:
         raise ValueError(f"the trunk must end in a flat vector (add a flatten layer), got {trunk.output_shape}")
     keras.utils.set_random_seed(seed)
-    with tf.device(_device(device)):
+    with tf.device(_TF_DEVICES[device]):
         inputs = keras.Input(shape=tuple(trunk.input_shape))
         features = inputs
         for layer in build_model(trunk).layers:
@@ -116,7 +116,7 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head]", loss_we
     callback = _history_callback_class()(observer, (count + batch - 1) // batch, len(heads),
                                          observed_head(list(loss_weights)))
     validation = (splits.x_val, head_labels(splits.y_val, heads)) if len(splits.y_val) else None
-    with tf.device(_device(device)):
+    with tf.device(_TF_DEVICES[device]):
         compile_multitask(model, heads, loss_weights, train)
         started = time.perf_counter()
         model.fit(splits.x_train, head_labels(splits.y_train, heads), batch_size=batch, epochs=epochs,
@@ -128,7 +128,7 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head]", loss_we
 def predict(model: "keras.Model", images: np.ndarray, *, device: str, batch_size: int = 1000) -> list[np.ndarray]:
     """See :meth:`harness.backends.base.Backend.predict_multitask`."""
     tf, _ = _import_frameworks()
-    with tf.device(_device(device)):
+    with tf.device(_TF_DEVICES[device]):
         scores = model.predict(images, batch_size=batch_size, verbose=0)
     return [np.argmax(score, axis=1).astype(np.int64) for score in scores]
 
@@ -140,13 +140,9 @@ def loss(model: "keras.Model", images: np.ndarray, labels: np.ndarray, heads: "S
     cross_entropy = keras.losses.SparseCategoricalCrossentropy(reduction=None)
     targets = head_labels(labels, heads)
     sums = np.zeros(len(heads))
-    with tf.device(_device(device)):
+    with tf.device(_TF_DEVICES[device]):
         for start in range(0, len(images), batch_size):
             outputs = model(images[start : start + batch_size], training=False)
             sums += [float(tf.reduce_sum(cross_entropy(target[start : start + batch_size], output)))
                      for target, output in zip(targets, outputs)]
     return float(np.dot(loss_weights, sums / len(images)))
-
-
-def _device(device: str) -> str:
-    return {"cpu": "/CPU:0", "cuda": "/GPU:0"}[device]

@@ -206,6 +206,7 @@ class MtlTask(Task):
         record.update(device=device, epochs=suite.train.epochs, train_samples=len(splits.y_train),
                       val_samples=len(splits.y_val), test_samples=len(splits.y_test))
         artifacts["backend_environment"] = backend.environment(device)
+        artifacts["folder"] = str(context.artifact_dir(cell).relative_to(context.run_dir))  # where render draws
         return CellResult("ok", record, artifacts)
 
     def _single_task(self, backend: Any, suite: "Suite", options: MtlOptions, splits: "Splits", cell: Cell,
@@ -290,6 +291,10 @@ def lambda_table(frame: pd.DataFrame, options: MtlOptions) -> pd.DataFrame:
     """Table 6.1: per backend, device and lambda, each head's test accuracy beside the report's."""
     mtl = mean_by(frame[frame["model"] == MTL_MODEL], ["backend", "device", "lambda"],
                   ["task1_test_accuracy", "task2_test_accuracy"])
+    # One block per backend (in the matrix's order), lambdas rising within it.
+    backend_order = {name: position for position, name in enumerate(dict.fromkeys(frame["backend"]))}
+    mtl = mtl.sort_values(["backend", "lambda"], key=lambda column: column.map(backend_order)
+                          if column.name == "backend" else column, kind="stable").reset_index(drop=True)
     reference = [options.reference.at(lam) for lam in mtl["lambda"]]
     return pd.DataFrame({
         "Backend": mtl["backend"], "Device": mtl["device"], "λ": mtl["lambda"],
@@ -342,7 +347,7 @@ def figures(suite: "Suite", options: MtlOptions, cells: list[StoredCell], out_di
         if not stored.result.ok:
             continue
         cell, artifacts = stored.cell, stored.result.artifacts
-        folder = RunContext(out_dir, None).artifact_dir(cell)  # type: ignore[arg-type]
+        folder = out_dir / artifacts["folder"]
         where = f"{cell.backend}, {stored.record['device']}, seed {cell.seed}"
         if cell.model == MTL_MODEL:
             lam = float(cell.params["lambda"])
