@@ -1,0 +1,380 @@
+"""The perceptron task (report Task 2): one perceptron per digit pair, and an exact separability check.
+
+Cells are pair x device x seed at the suite's learning rate (the "table" cells), plus the learning-
+curve pairs at each of the other curve learning rates. A cell trains :mod:`harness.perceptron` on
+every training image of the two digits (the training pool of ``harness.data.split``; a validation
+share, if the suite sets one, is left unused) and measures train and test accuracy. A table cell
+also decides by linear programming whether the pair's training set is linearly separable
+(:mod:`harness.separability`, cached per data hash), so the perceptron's verdict ("converged") can
+be checked against the truth, and so can the report's.
+
+Rendering writes Table 2.1 mirrored with the report's numbers, a table of every pair with both
+verdicts and every disagreement flagged, the learning curves (Fig. 2.2, 2.4) and the weights of one
+pair as a 28x28 image (Fig. 2.3).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness import plots, tables
+from harness.cell import Cell, CellResult
+from harness.errors import UserError
+from harness.tasks.base import RunContext, StoredCell, Task
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from harness.suite import Suite
+
+Pair = tuple[int, int]
+ALL_PAIRS: list[Pair] = list(combinations(range(10), 2))
+
+
+class TableEntry(BaseModel):
+    """One column of the report's Table 2.1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pair: Pair
+    test_accuracy: float | None = Field(None, description="Test accuracy, percent.")
+    iterations: int | None = Field(None, description="Iterations as the report counts them (cap + 1 at the cap).")
+    seconds: float | None = Field(None, description="Training seconds on the report's CPU.")
+
+
+class ListedPair(BaseModel):
+    """A pair in the report's list of linearly separable pairs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pair: Pair
+    iterations: int | None = None
+    seconds: float | None = None
+
+
+def _check_pair(pair: Pair) -> Pair:
+    if pair[0] == pair[1] or not all(0 <= digit <= 9 for digit in pair):
+        raise ValueError(f"a pair is two different digits 0-9, got {list(pair)}")
+    return pair
+
+
+class PerceptronOptions(BaseModel):
+    """Settings of the perceptron task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pairs: list[Pair] | Literal["all"] = Field("all", description="Digit pairs [a, b] (a is -1, b is +1), or 'all' 45.")
+    learning_rate: float = Field(0.08, gt=0.0, description="Learning rate of the table cells.")
+    max_iterations: int = Field(1000, ge=1, description="Iteration cap (updates).")
+    threshold: float = Field(0.001, ge=0.0, description="Stop once the loss mean|f - y| is at or below this.")
+    init_std: float = Field(0.0, ge=0.0, description="Std of the initial weights; 0 = zeros (then the learning "
+                                                      "rate changes no prediction).")
+    curve_pairs: list[Pair] = Field([(0, 1), (2, 3)], description="Pairs whose learning curves are drawn.")
+    curve_learning_rates: list[float] = Field([0.004, 0.08], description="Learning rates of the curves.")
+    weights_pair: Pair | None = Field((0, 1), description="Pair whose weights are drawn as an image (Fig. 2.3).")
+    separability: bool = Field(True, description="Decide each table pair's separability by linear programming.")
+    lp_time_limit: float = Field(120.0, gt=0.0, description="Seconds per LP form and pair; beyond: 'undecided'.")
+    table: list[TableEntry] = Field(default_factory=list, description="The report's Table 2.1.")
+    report_separable: list[ListedPair] = Field(default_factory=list, description="The report's separable pairs.")
+
+    @field_validator("curve_learning_rates")
+    @classmethod
+    def _positive(cls, rates: list[float]) -> list[float]:
+        if any(rate <= 0 for rate in rates):
+            raise ValueError(f"learning rates must be positive, got {rates}")
+        return rates
+
+    @model_validator(mode="after")
+    def _valid_pairs(self) -> "PerceptronOptions":
+        for pair in [*self.pair_list, *self.curve_pairs, *([self.weights_pair] if self.weights_pair else [])]:
+            _check_pair(pair)
+        if len(set(self.pair_list)) != len(self.pair_list):
+            raise ValueError("pairs are listed twice")
+        return self
+
+    @property
+    def pair_list(self) -> list[Pair]:
+        return ALL_PAIRS if self.pairs == "all" else [tuple(pair) for pair in self.pairs]
+
+    def report_verdict(self, pair: Pair) -> str | None:
+        """What the report says: separable if listed as such, inseparable if its table shows the cap."""
+        if any(tuple(entry.pair) == pair for entry in self.report_separable):
+            return "separable"
+        for entry in self.table:
+            if tuple(entry.pair) == pair and entry.iterations is not None:
+                return "inseparable" if entry.iterations > self.max_iterations else "separable"
+        return None
+
+
+def pair_name(pair: Pair) -> str:
+    return f"pair {pair[0]}-{pair[1]}"
+
+
+def parse_pair(model: str) -> Pair:
+    first, second = model.removeprefix("pair ").split("-")
+    return int(first), int(second)
+
+
+class PerceptronTask(Task):
+    """Report Task 2: Table 2.1, Fig. 2.2-2.4, and the separable pairs checked by LP."""
+
+    name = "perceptron"
+    Options = PerceptronOptions
+    columns = ("suite", "model", "device", "seed", "learning_rate", "converged", "iterations", "seconds",
+               "train_accuracy", "test_accuracy", "train_errors", "lp_verdict", "lp_form", "lp_seconds",
+               "report_verdict", "disagreement", "status", "error")
+
+    def plan(self, suite: "Suite") -> list[Cell]:
+        options = self.options(suite)
+        if suite.matrix.backends != ["torch"]:
+            raise UserError(f"suite {suite.name}: the perceptron runs on torch only; set matrix.backends = ['torch']")
+        config = suite.resolved()
+        wanted: list[tuple[Pair, float]] = [(pair, options.learning_rate) for pair in options.pair_list]
+        wanted += [(tuple(pair), rate) for pair in options.curve_pairs for rate in options.curve_learning_rates]
+        return [
+            Cell(suite.name, self.name, pair_name(pair), "torch", device, seed, config, {"learning_rate": rate})
+            for pair, rate in dict.fromkeys(wanted)  # a curve cell at the table's rate is the table cell
+            for device in suite.matrix.devices
+            for seed in suite.matrix.seeds
+        ]
+
+    def run(self, cell: Cell, context: RunContext) -> CellResult:
+        from harness import perceptron
+        from harness.backends import get_backend
+        from harness.suite import Suite
+        from harness.tasks.classify import suite_splits
+
+        suite = Suite.model_validate(cell.config)
+        options = self.options(suite)
+        pair = parse_pair(cell.model)
+        rate = float(cell.params["learning_rate"])
+        device = get_backend("torch").resolve_device(cell.device)
+        splits = suite_splits(suite)
+        rows, signs = perceptron.pair_data(splits.x_train, splits.y_train, pair)
+        test_rows, test_signs = perceptron.pair_data(splits.x_test, splits.y_test, pair)
+        result = perceptron.train(rows, signs, learning_rate=rate, max_iterations=options.max_iterations,
+                                  threshold=options.threshold, init_std=options.init_std, seed=cell.seed,
+                                  device=device)
+        predicted = perceptron.predict(result.weights, result.bias, rows)
+        record: dict[str, Any] = {
+            "device": device,
+            "pair": f"{pair[0]},{pair[1]}",
+            "learning_rate": rate,
+            "init_std": options.init_std,
+            "max_iterations": options.max_iterations,
+            "threshold": options.threshold,
+            "train_samples": len(rows),
+            "test_samples": len(test_rows),
+            "converged": result.converged,
+            "iterations": result.iterations,
+            "seconds": result.seconds,
+            "final_loss": result.final_loss,
+            "train_errors": int(np.sum(predicted != signs)),
+            "train_accuracy": 100.0 * float(np.mean(predicted == signs)),
+            "test_accuracy": 100.0 * perceptron.accuracy(result.weights, result.bias, test_rows, test_signs),
+            "report_verdict": options.report_verdict(pair),
+        }
+        artifacts: dict[str, Any] = {"losses": result.losses, "weights": result.weights.tolist(),
+                                     "bias": result.bias}
+        if options.separability and pair in options.pair_list and rate == options.learning_rate:
+            record.update(self._separability(rows, signs, pair, result.converged, suite, options, artifacts))
+        return CellResult("ok", record, artifacts)
+
+    @staticmethod
+    def _separability(rows: np.ndarray, signs: np.ndarray, pair: Pair, converged: bool, suite: "Suite",
+                      options: PerceptronOptions, artifacts: dict[str, Any]) -> dict[str, Any]:
+        from harness.separability import decide_cached
+
+        # The form that proves the likely answer goes first: the other may spend its whole limit.
+        order = ("direct", "hull") if converged else ("hull", "direct")
+        verdict = decide_cached(rows, signs, time_limit=options.lp_time_limit, order=order,
+                                label=f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)")
+        artifacts["separability"] = verdict.as_dict()
+        lp = verdict.verdict
+        flags = []
+        if lp != "undecided":
+            if converged != (lp == "separable"):
+                flags.append("perceptron " + ("converged" if converged else "hit the cap"))
+            report = options.report_verdict(pair)
+            # The report's verdicts are about the whole training set; a subset may well be separable.
+            if report is not None and report != lp and suite.data.train_samples is None:
+                flags.append(f"report says {report}")
+        return {"lp_verdict": lp, "lp_form": verdict.form, "lp_seconds": verdict.seconds, "lp_cached": verdict.cached,
+                "lp_certificate": verdict.certificate, "disagreement": "; ".join(flags)}
+
+    def summary(self, result: CellResult) -> str:
+        r = result.record
+        state = "converged" if r["converged"] else "cap"
+        lp = f", LP {r['lp_verdict']} ({r['lp_seconds']:.0f} s)" if r.get("lp_verdict") else ""
+        return (f"lr {r['learning_rate']}: {state} after {r['iterations']} it, {r['seconds']:.2f} s, "
+                f"test {r['test_accuracy']:.2f}%{lp}")
+
+    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
+        options = self.options(suite)
+        frame = records_frame(cells, options)
+        if frame.empty:
+            return []
+        main = frame[frame["table_cell"]]
+        total = float(main["seconds"].sum())
+        timing = (f"Perceptron time over the {len(main)} table cells: {total:.1f} s in all "
+                  f"(learning rate {options.learning_rate}, cap {options.max_iterations}, "
+                  f"threshold {options.threshold}).")
+        written: list[Path] = []
+        if options.table:
+            written += tables.write_table(table_2_1(main, options), out_dir, "table",
+                                          f"{suite.title} ({suite.mirrors})", console, note=TABLE_NOTE + " " + timing)
+        written += tables.write_table(pairs_table(main), out_dir, "pairs",
+                                      f"{suite.title}: every pair, perceptron vs linear programming", console,
+                                      note=verdict_summary(main, options) + "\n\n" + timing)
+        curves = {tuple(p) for p in options.curve_pairs}
+        curve_cells = [s for s in cells if s.result.ok and parse_pair(s.cell.model) in curves]
+        if curve_cells:
+            written.append(learning_curves(curve_cells, options, suite.title, out_dir / "learning_curves.png"))
+        weights_cell = next((s for s in cells if s.result.ok and options.weights_pair
+                             and parse_pair(s.cell.model) == tuple(options.weights_pair)
+                             and s.cell.params["learning_rate"] == options.learning_rate), None)
+        if weights_cell is not None:
+            written.append(weights_image(weights_cell, suite.title, out_dir / "weights.png"))
+        return written
+
+
+TABLE_NOTE = ("Δ = ours − report. Iterations are weight updates: a run that hits the cap shows the cap (the report "
+              "shows cap + 1). Report seconds: its CPU; ours: the run's device.")
+
+
+def records_frame(cells: list[StoredCell], options: PerceptronOptions) -> pd.DataFrame:
+    """Finished cells' records, with whether each is a table cell (table pair at the table's rate)."""
+    rows = []
+    for stored in cells:
+        if not stored.result.ok:
+            continue
+        pair = parse_pair(stored.cell.model)
+        table_cell = pair in options.pair_list and stored.record["learning_rate"] == options.learning_rate
+        rows.append({**stored.record, "pair_key": pair, "table_cell": table_cell})
+    return pd.DataFrame(rows)
+
+
+def _value(row: pd.Series, column: str) -> Any:
+    value = row.get(column)
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def table_2_1(main: pd.DataFrame, options: PerceptronOptions) -> pd.DataFrame:
+    """The report's Table 2.1, its pairs in its order, ours beside each of its numbers."""
+    rows = []
+    for entry in options.table:
+        pair = tuple(entry.pair)
+        for _, row in main[main["pair_key"] == pair].iterrows():
+            iterations = int(row["iterations"])
+            rows.append({
+                "Pair": f"{pair[0]},{pair[1]}",
+                "Test acc %": row["test_accuracy"],
+                "Report %": entry.test_accuracy,
+                "Δ acc": tables.difference(row["test_accuracy"], entry.test_accuracy),
+                "Iterations": iterations,
+                "Report it.": entry.iterations,
+                "Seconds": row["seconds"],
+                "Report s": entry.seconds,
+                "Converged": bool(row["converged"]),
+                "LP verdict": _value(row, "lp_verdict"),
+            })
+    return pd.DataFrame(rows, dtype=object)  # object keeps iteration counts as integers
+
+
+def pairs_table(main: pd.DataFrame) -> pd.DataFrame:
+    """Every table pair: the perceptron's outcome, the LP's verdict and any disagreement."""
+    out = pd.DataFrame({
+        "Pair": main["pair"],
+        "Converged": main["converged"].astype(bool),
+        "Iterations": main["iterations"].astype(int),
+        "Seconds": main["seconds"],
+        "Train acc %": main["train_accuracy"],
+        "Test acc %": main["test_accuracy"],
+        "Train errors": main["train_errors"].astype(int),
+        "LP verdict": main.get("lp_verdict"),
+        "LP form": main.get("lp_form"),
+        "LP s": main.get("lp_seconds"),
+        "Report says": main["report_verdict"],
+        "Disagreement": main.get("disagreement"),
+    })
+    if main["device"].nunique() > 1:
+        out.insert(1, "Device", main["device"])
+    if main["seed"].nunique() > 1:
+        out.insert(1, "Seed", main["seed"])
+    return out.astype(object).where(out.notna(), None)
+
+
+def verdict_summary(main: pd.DataFrame, options: PerceptronOptions) -> str:
+    """The lists the report gives, and ours: which pairs are separable by each account."""
+
+    def listed(mask: pd.Series) -> str:
+        pairs = sorted(set(main.loc[mask, "pair"]))
+        return ", ".join(f"({p})" for p in pairs) or "none"
+
+    lp = main.get("lp_verdict", pd.Series(None, index=main.index))
+    report = [f"({e.pair[0]},{e.pair[1]})" for e in options.report_separable]
+    lines = [
+        f"- Perceptron converged: {listed(main['converged'].astype(bool))}",
+        f"- Separable by LP (certified): {listed(lp == 'separable')}",
+        f"- Inseparable by LP (certified): {listed(lp == 'inseparable')}",
+        f"- Undecided within {options.lp_time_limit:g} s per form: {listed(lp == 'undecided')}",
+        f"- The report's separable list: {', '.join(report) or 'none'}",
+    ]
+    disagreements = main[main.get("disagreement", pd.Series("", index=main.index)).fillna("") != ""]
+    lines.append(f"- Disagreements with the LP: {len(disagreements)}"
+                 + "".join(f"\n  - ({row.pair}): {row.disagreement}" for row in disagreements.itertuples()))
+    return "\n".join(lines)
+
+
+def learning_curves(cells: list[StoredCell], options: PerceptronOptions, title: str, path: Path) -> Path:
+    """Loss per iteration, one panel per curve pair, one line per learning rate (Fig. 2.2, 2.4)."""
+    pairs = [tuple(p) for p in options.curve_pairs]
+    with plots.plt.rc_context(plots.STYLE):
+        figure, axes = plots.plt.subplots(1, len(pairs), figsize=(6 * len(pairs), 4), squeeze=False)
+        for axis, pair in zip(axes[0], pairs):
+            for stored in sorted((s for s in cells if parse_pair(s.cell.model) == pair),
+                                 key=lambda s: (s.cell.params["learning_rate"], s.cell.seed)):
+                losses = stored.result.artifacts["losses"]
+                state = "converged" if stored.record["converged"] else "cap"
+                seed = f", seed {stored.cell.seed}" if options.init_std > 0 else ""
+                axis.plot(range(len(losses)), losses, linewidth=1,
+                          label=f"lr {stored.cell.params['learning_rate']:g}{seed}: {state}, "
+                                f"{stored.record['iterations']} it")
+            axis.axhline(options.threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
+            axis.set_yscale("symlog", linthresh=max(options.threshold, 1e-4))  # shows a loss of exactly 0
+            axis.set_ylim(bottom=0)
+            axis.set_xlabel("iteration (weight updates)")
+            axis.set_ylabel("loss mean|f - y|")
+            axis.set_title(f"pair ({pair[0]},{pair[1]})")
+            axis.legend(fontsize=8)
+        init = ("zero initial weights:\nthe learning rate only rescales w and b, so the curves coincide"
+                if options.init_std == 0 else f"initial weights N(0, {options.init_std:g}²)")
+        figure.suptitle(f"{title}: perceptron learning curves ({init})", fontsize=10)
+        return plots.save(figure, path)
+
+
+def weights_image(stored: StoredCell, title: str, path: Path) -> Path:
+    """The weights of one pair as a 28x28 image, blue negative and red positive (Fig. 2.3)."""
+    weights = np.asarray(stored.result.artifacts["weights"], dtype=np.float64)
+    side = int(round(np.sqrt(len(weights))))
+    pair = parse_pair(stored.cell.model)
+    limit = float(np.abs(weights).max()) or 1.0
+    with plots.plt.rc_context({**plots.STYLE, "axes.grid": False}):
+        figure, axis = plots.plt.subplots(figsize=(5, 4.4))
+        image = axis.imshow(weights.reshape(side, side), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_title(f"{title}: weights for ({pair[0]} = -1, {pair[1]} = +1),\n"
+                       f"lr {stored.cell.params['learning_rate']:g}, {stored.record['iterations']} iterations, "
+                       f"test {stored.record['test_accuracy']:.2f}%", fontsize=9)
+        return plots.save(figure, path)
+
+
+TASK = PerceptronTask()
