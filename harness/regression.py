@@ -17,7 +17,9 @@ say it is real: timings (skewed, outlier-prone) with a one-sided Mann-Whitney U 
 is no spread to test; a timing is then held against the machine's jitter during the run (the spread
 of its calibration samples), and without a calibration the threshold alone decides. The verdict
 says which. Timings of runs on different machines are first scaled by the runs' calibration
-workloads (:mod:`harness.calibration`).
+workloads (:mod:`harness.calibration`); on one machine a timing regression must also survive that
+scaling, so a run that was slow because the machine was busy (the calibration slowed as much) is
+not blamed on the code.
 
 This module only judges; loading runs and baseline files lives in :mod:`harness.baselines`, and output
 in the commands.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, Iterable, Literal
 
@@ -574,6 +576,29 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> tup
     return factor, f"timings scaled by {factor:.3f} (calibration {now:.3f} s here vs {before:.3f} s in the baseline)"
 
 
+def machine_load(baseline: RunResults, current: RunResults) -> float | None:
+    """For two runs of one machine: baseline calibration / current calibration (below 1 when the
+    machine itself ran slower during the current run), or None without both calibrations."""
+    before, now = baseline.calibration_seconds, current.calibration_seconds
+    versions = {(run.environment.get("calibration") or {}).get("version") for run in (baseline, current)}
+    if before is None or now is None or len(versions) != 1:
+        return None
+    return before / now
+
+
+def blame_the_machine(raw: Verdict, normalised: Verdict | None, load: float) -> Verdict:
+    """A timing that regressed in raw seconds but not once scaled by the calibration: the fixed
+    workload slowed down as much, so the machine was busier, and the code is not shown to be slower.
+    Raw seconds are kept for a run on one machine (the calibration adds noise of its own), so a
+    regression has to survive both views."""
+    if normalised is None or normalised.regressed:
+        return raw
+    slower = (1.0 / load - 1.0) * 100.0
+    return replace(raw, outcome=Outcome.NOISE,
+                   message=f"{raw.message}; but the calibration workload ran {slower:+.0f} % slower too "
+                           f"(machine load): {normalised.change:+.1f} % once scaled")
+
+
 def compare(baseline: RunResults, current: RunResults, fail: str | None = None, alpha: float | None = None,
             normalize: str | None = None) -> Comparison:
     """Judge ``current`` against ``baseline`` row by row.
@@ -586,8 +611,10 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
     thresholds = parse_checks(fail or "", parse_checks(settings.fail))
     checks += thresholds
     alpha = settings.alpha if alpha is None else alpha
-    scale, note = time_scale(baseline, current, normalize or settings.normalize)
+    normalize = normalize or settings.normalize
+    scale, note = time_scale(baseline, current, normalize)
     notes = [note] if note else []
+    load = machine_load(baseline, current) if normalize == "auto" and scale == 1.0 else None
     if baseline.config_hash != current.config_hash:
         notes.append(f"settings differ (config {baseline.config_hash} vs {current.config_hash}): "
                      "the runs may not measure the same thing")
@@ -602,6 +629,9 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
             continue
         for check in checks[1:]:
             verdict = check.judge(row, now, before, alpha)
+            if verdict is not None and verdict.regressed and is_timing(verdict.metric) and load is not None:
+                verdict = blame_the_machine(verdict, check.judge(row, replace(now, time_scale=load), before, alpha),
+                                            load)
             if verdict is not None:
                 verdicts.append(verdict)
     return Comparison(

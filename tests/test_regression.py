@@ -225,6 +225,18 @@ def test_timings_from_another_machine_are_scaled_by_the_calibration():
     assert len(compare(synthetic_run("a", seed=1), slow_machine, normalize="never").regressions) == 2
 
 
+def test_a_slowdown_the_calibration_shows_too_is_blamed_on_the_machine():
+    # Same machine, both the training and the calibration workload 30 % slower: a busier machine.
+    busy = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.13))
+    assert busy.regressions == [] and busy.time_scale == 1.0
+    timing = [v for v in busy.verdicts if v.metric == "train_seconds"]
+    assert {v.outcome for v in timing} == {Outcome.NOISE}
+    assert all("calibration workload ran +30 % slower too" in v.message for v in timing)
+    # The calibration unchanged: the code is slower, and it is reported.
+    slower_code = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.1))
+    assert {v.metric for v in slower_code.regressions} == {"train_seconds"}
+
+
 def test_time_scale_auto_leaves_runs_of_one_machine_alone():
     same = synthetic_run("b", seed=2, calibration=0.3)
     assert time_scale(synthetic_run("a", seed=1), same, "auto") == (1.0, None)
