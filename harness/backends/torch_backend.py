@@ -141,27 +141,31 @@ class TorchBackend(Backend):
             observer.start_epoch(epoch, batches)
             model.train()
             order = torch.randperm(count, generator=shuffle).to(device)
-            # Running sums stay on the device: reading them per batch would stall a GPU every step.
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            for start in range(0, count, batch):
+            # Per-batch losses and predictions are written into preallocated device tensors (one small
+            # kernel each) and reduced once per epoch: reading them per batch would stall a GPU every
+            # step, and extra element-wise ops per step cost ~10% on a launch-bound GPU loop.
+            batch_losses = torch.empty(batches, device=device)
+            predicted = torch.empty(count, dtype=torch.int64, device=device)
+            for step, start in enumerate(range(0, count, batch)):
                 index = order[start : start + batch]
-                batch_labels = labels[index]
                 logits = model(images[index])
-                loss = F.cross_entropy(logits, batch_labels)
+                loss = F.cross_entropy(logits, labels[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.detach() * len(index)
-                correct += (logits.argmax(1) == batch_labels).sum()
+                batch_losses[step] = loss.detach()
+                torch.argmax(logits.detach(), 1, out=predicted[start : start + batch])
                 observer.advance(1)
-            train_loss = float(loss_sum) / count
+            sizes = torch.full((batches,), float(batch), device=device)
+            sizes[-1] = count - batch * (batches - 1)
+            train_loss = float((batch_losses * sizes).sum()) / count
+            train_accuracy = float((predicted == labels[order]).sum()) / count
             if not np.isfinite(train_loss):
                 raise NonFiniteLoss(f"loss became {train_loss} in epoch {epoch}")
             val_loss, val_accuracy = evaluate(model, val_images, val_labels) if len(val_labels) else (None, None)
             synchronize(device)
             metrics = EpochMetrics(
-                epoch, train_loss, float(correct) / count, val_loss, val_accuracy, time.perf_counter() - epoch_started
+                epoch, train_loss, train_accuracy, val_loss, val_accuracy, time.perf_counter() - epoch_started
             )
             history.append(metrics)
             observer.end_epoch(metrics)
