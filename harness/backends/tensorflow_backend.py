@@ -350,3 +350,55 @@ class TensorFlowBackend(Backend):
             info["gpu"] = details.get("device_name")
             info["cuda"] = self._tf.sysconfig.get_build_info().get("cuda_version")
         return info
+
+    # --- Inspection and multi-task training (Tasks 5 and 6): see tensorflow_inspect and tensorflow_multitask ---
+    # (imported per call: those modules import this one)
+
+    def activations(self, model: "keras.Model", images: np.ndarray, layer_index: int, *, spec: "ModelSpec",
+                    device: str) -> np.ndarray:
+        from harness.backends import tensorflow_inspect
+
+        return tensorflow_inspect.activations(model, images, layer_index, spec=spec, device=device)
+
+    def ascend(self, model: "keras.Model", start_images: np.ndarray, layer_index: int, *, spec: "ModelSpec",
+               filter_index: Any, steps: int, step_size: float, device: str) -> tuple[np.ndarray, np.ndarray]:
+        from harness.backends import tensorflow_inspect
+
+        return tensorflow_inspect.ascend(model, start_images, layer_index, spec=spec, filter_index=filter_index,
+                                         steps=steps, step_size=step_size, device=device)
+
+    def kernel(self, model: "keras.Model", layer_index: int, *, spec: "ModelSpec") -> np.ndarray:
+        from harness.backends import tensorflow_inspect
+
+        return tensorflow_inspect.kernel(model, layer_index, spec=spec)
+
+    def build_multitask(self, trunk: "ModelSpec", heads: Any, *, seed: int, device: str) -> "keras.Model":
+        from harness.backends import tensorflow_multitask
+
+        return tensorflow_multitask.build(trunk, heads, seed=seed, device=device)
+
+    def fit_multitask(self, model: "keras.Model", splits: "Splits", heads: Any, loss_weights: Any,
+                      train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver) -> Any:
+        from harness.backends import tensorflow_multitask
+
+        return tensorflow_multitask.fit(model, splits, heads, loss_weights, train, epochs=epochs, seed=seed,
+                                        device=device, observer=observer)
+
+    def predict_multitask(self, model: "keras.Model", images: np.ndarray, *, device: str,
+                          batch_size: int = 1000) -> list[np.ndarray]:
+        from harness.backends import tensorflow_multitask
+
+        return tensorflow_multitask.predict(model, images, device=device, batch_size=batch_size)
+
+    def multitask_loss(self, model: "keras.Model", images: np.ndarray, labels: np.ndarray, heads: Any,
+                       loss_weights: Any, *, device: str) -> float:
+        from harness.backends import tensorflow_multitask
+
+        return tensorflow_multitask.loss(model, images, labels, heads, loss_weights, device=device)
+
+    def head_model(self, model: "keras.Model", head_index: int) -> "keras.Model":
+        from harness.backends import tensorflow_multitask
+
+        return tensorflow_multitask.head_model(model, head_index)
+
+    # --- end of the Tasks 5 and 6 block ---

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends.tensorflow_backend import _TF_DEVICES, _import_frameworks
+from harness.backends.tensorflow_backend import _import_frameworks, device_scope
 
 if TYPE_CHECKING:
     import keras
@@ -52,7 +52,7 @@ def activations(model: "keras.Model", images: np.ndarray, layer_index: int, *, s
     """See :meth:`harness.backends.base.Backend.activations`."""
     tf, _ = _import_frameworks()
     forward = prefix(model, spec, layer_index)
-    with tf.device(_TF_DEVICES[device]):
+    with device_scope(device):
         parts = [np.asarray(forward(tf.constant(images[i : i + batch_size])))
                  for i in range(0, len(images), batch_size)]
     return np.concatenate(parts)
@@ -92,7 +92,7 @@ def ascend(model: "keras.Model", start_images: np.ndarray, layer_index: int, *, 
         return values, images + step_size * gradient
 
     history = []
-    with tf.device(_TF_DEVICES[device]):
+    with device_scope(device):
         images = tf.constant(start_images, dtype=tf.float32)
         for _ in range(steps):
             values, images = step(images)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.backends.base import EpochMetrics, MultiTaskEpoch, MultiTaskFit, NonFiniteLoss, TrainObserver, observed_head
-from harness.backends.tensorflow_backend import _TF_DEVICES, _import_frameworks, _progress_callback_class, build_model
+from harness.backends.base import EpochMetrics, MultiTaskEpoch, MultiTaskFit, TrainObserver, observed_head
+from harness.backends.tensorflow_backend import (_import_frameworks, build_model, device_scope, make_optimizer,
+                                                progress_callback_class)
 
 if TYPE_CHECKING:
     import keras
@@ -33,11 +34,11 @@ def output_name(index: int) -> str:
 
 def build(trunk: "ModelSpec", heads: "Sequence[Head]", *, seed: int, device: str) -> "keras.Model":
     """See :meth:`harness.backends.base.Backend.build_multitask`."""
-    tf, keras = _import_frameworks()
+    _, keras = _import_frameworks()
     if len(trunk.output_shape) != 1:
         raise ValueError(f"the trunk must end in a flat vector (add a flatten layer), got {trunk.output_shape}")
     keras.utils.set_random_seed(seed)
-    with tf.device(_TF_DEVICES[device]):
+    with device_scope(device):
         inputs = keras.Input(shape=tuple(trunk.input_shape))
         features = inputs
         for layer in build_model(trunk).layers:
@@ -57,12 +58,8 @@ def compile_multitask(model: "keras.Model", heads: "Sequence[Head]", loss_weight
                       train: "TrainSettings") -> None:
     """Sparse cross-entropy per head, weighted by ``loss_weights``; accuracy per head."""
     _, keras = _import_frameworks()
-    if train.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(learning_rate=train.learning_rate)  # epsilon 1e-7, Keras' default
-    else:
-        optimizer = keras.optimizers.SGD(learning_rate=train.learning_rate)
     model.compile(
-        optimizer=optimizer,
+        optimizer=make_optimizer(train),
         loss=[keras.losses.SparseCategoricalCrossentropy() for _ in heads],
         loss_weights=[float(w) for w in loss_weights],
         metrics=[[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for _ in heads],
@@ -75,34 +72,25 @@ def head_labels(labels: np.ndarray, heads: "Sequence[Head]") -> list[np.ndarray]
 
 @functools.cache
 def _history_callback_class() -> type:
-    """The Keras Callback that turns fit's per-epoch logs into MultiTaskEpochs (defined once Keras is imported)."""
+    """The single-task backend's progress callback, turning each epoch's logs into a MultiTaskEpoch."""
 
-    class MultiTaskHistory(_progress_callback_class()):
-        """The single-task backend's progress callback (per-batch progress without per-batch stalls),
-        reading each head's metrics at the end of an epoch."""
+    class MultiTaskHistory(progress_callback_class()):
+        """Per-batch progress as in single-task training; each head's metrics at the end of an epoch."""
 
         def __init__(self, observer: TrainObserver, batches: int, heads: int, watched: int) -> None:
             super().__init__(observer, batches)
             self.heads, self.watched = heads, watched
 
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            self.observer.advance(1)
-            train_loss = float(logs["loss"])
-            if not np.isfinite(train_loss):
-                raise NonFiniteLoss(f"loss became {train_loss} in epoch {epoch + 1}")
-            seconds = time.perf_counter() - self.epoch_started
-
+        def epoch_entry(self, epoch: int, logs: dict, seconds: float) -> tuple[MultiTaskEpoch, EpochMetrics]:
             def read(key: str) -> float | None:
                 return None if logs.get(key) is None else float(logs[key])
 
             heads = tuple(
-                EpochMetrics(epoch + 1, read(f"{output_name(k)}_loss"), read(f"{output_name(k)}_accuracy"),
+                EpochMetrics(epoch, read(f"{output_name(k)}_loss"), read(f"{output_name(k)}_accuracy"),
                              read(f"val_{output_name(k)}_loss"), read(f"val_{output_name(k)}_accuracy"), seconds)
                 for k in range(self.heads)
             )
-            self.history.append(MultiTaskEpoch(epoch + 1, train_loss, read("val_loss"), heads, seconds))
-            self.observer.end_epoch(heads[self.watched])
+            return MultiTaskEpoch(epoch, float(logs["loss"]), read("val_loss"), heads, seconds), heads[self.watched]
 
     return MultiTaskHistory
 
@@ -110,13 +98,13 @@ def _history_callback_class() -> type:
 def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head]", loss_weights: Sequence[float],
         train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver) -> MultiTaskFit:
     """See :meth:`harness.backends.base.Backend.fit_multitask`."""
-    tf, keras = _import_frameworks()
+    _, keras = _import_frameworks()
     keras.utils.set_random_seed(seed)  # fit's shuffling draws from it
     count, batch = len(splits.y_train), train.batch_size
     callback = _history_callback_class()(observer, (count + batch - 1) // batch, len(heads),
                                          observed_head(list(loss_weights)))
     validation = (splits.x_val, head_labels(splits.y_val, heads)) if len(splits.y_val) else None
-    with tf.device(_TF_DEVICES[device]):
+    with device_scope(device):
         compile_multitask(model, heads, loss_weights, train)
         started = time.perf_counter()
         model.fit(splits.x_train, head_labels(splits.y_train, heads), batch_size=batch, epochs=epochs,
@@ -127,8 +115,7 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head]", loss_we
 
 def predict(model: "keras.Model", images: np.ndarray, *, device: str, batch_size: int = 1000) -> list[np.ndarray]:
     """See :meth:`harness.backends.base.Backend.predict_multitask`."""
-    tf, _ = _import_frameworks()
-    with tf.device(_TF_DEVICES[device]):
+    with device_scope(device):
         scores = model.predict(images, batch_size=batch_size, verbose=0)
     return [np.argmax(score, axis=1).astype(np.int64) for score in scores]
 
@@ -140,7 +127,7 @@ def loss(model: "keras.Model", images: np.ndarray, labels: np.ndarray, heads: "S
     cross_entropy = keras.losses.SparseCategoricalCrossentropy(reduction=None)
     targets = head_labels(labels, heads)
     sums = np.zeros(len(heads))
-    with tf.device(_TF_DEVICES[device]):
+    with device_scope(device):
         for start in range(0, len(images), batch_size):
             outputs = model(images[start : start + batch_size], training=False)
             sums += [float(tf.reduce_sum(cross_entropy(target[start : start + batch_size], output)))
