@@ -106,14 +106,14 @@ def comparison_section(comparison: Comparison | None) -> list[str]:
         metric_unit = unit(v.metric)
         rows.append([v.row, f"{v.metric} ({metric_unit})" if metric_unit else v.metric, _number(v.baseline),
                      _number(v.current), change, v.check, "–" if v.p_value is None else f"{v.p_value:.3g}",
-                     f"{v.samples[0]}/{v.samples[1]}", f"{v.outcome.marker} {v.outcome.value}"])
+                     f"{v.samples[0]}/{v.samples[1]}", f"{v.outcome.marker} {v.outcome.value}", v.reason])
         row_classes.append(v.outcome.value.replace(" ", "-"))
     out = [
         "<h2>Comparison with the baseline</h2>",
         f"<p class=\"summary\">Against baseline run <b>{esc(comparison.baseline_id)}</b>: "
         f"<span class=\"{'regressed' if comparison.regressions else 'improved'}\">{verdict}</span> ({esc(counts)}); "
         f"significance level {comparison.alpha:g}, checks {esc(', '.join(comparison.checks))}.</p>",
-        html_table(["Row", "Metric (unit)", "Baseline", "Current", "Change", "Check", "p", "n (base/cur)", "Verdict"],
+        html_table(["Row", "Metric (unit)", "Baseline", "Current", "Change", "Check", "p", "n (base/cur)", "Verdict", "Why"],
                    rows, numeric={2, 3, 4, 6, 7}, row_classes=row_classes),
     ]
     out += [f"<p class=\"note\">{esc(note)}</p>" for note in comparison.notes]

@@ -321,6 +321,11 @@ class Verdict:
     def regressed(self) -> bool:
         return self.outcome is Outcome.REGRESSED
 
+    @property
+    def reason(self) -> str:
+        """What decided the outcome beyond the numbers (the noise test, the jitter, the load)."""
+        return self.message.partition("; ")[2]
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["outcome"] = self.outcome.value

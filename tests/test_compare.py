@@ -96,6 +96,8 @@ def test_compare_flags_injected_regressions_and_not_noise(history, console, curr
     output = console.file.getvalue()
     assert f"demo: {current} vs baseline r1-plain" in output
     assert ("▼ regressed" in output) == bool(regressed)
+    for row, metric in regressed:  # each regression says why it counts, below the table
+        assert f"▼ {row}, {metric}: p=" in output
 
 
 def test_compare_exit_codes_through_the_command_line(history, capsys):

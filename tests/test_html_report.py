@@ -75,6 +75,7 @@ def test_run_page_embeds_every_figure_and_shows_tables_comparison_history_enviro
     assert '<th class="ref">Report test %</th>' in text and '<td class="num ref">97.69</td>' in text
     assert "cells/c0/learning_curves.png" in text
     assert 'class="regressed"' in text and "test_accuracy (%)" in text and "-2.50 pp" in text
+    assert '<th class="">Why</th>' in text and "no noise estimate: 1 sample" in text  # one seed: threshold alone
     assert "alt=\"history\"" in text  # two runs: a history plot
     assert "calibration.seconds" in text and "calibration.samples" not in text
     assert "(uncommitted changes)" in text

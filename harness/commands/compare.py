@@ -183,6 +183,9 @@ def comparison_table(comparison: Comparison) -> Table:
 def print_comparison(comparison: Comparison, console: Console) -> None:
     """The table, then what changed in the environment, then a one-line summary."""
     console.print(comparison_table(comparison))
+    for verdict in comparison.verdicts:
+        if verdict.reason and verdict.outcome in (Outcome.REGRESSED, Outcome.NOISE):
+            console.print(f"{verdict.outcome.marker} {verdict.row}, {verdict.metric}: {verdict.reason}", markup=False)
     for note in comparison.notes:
         console.print(f"note: {note}", markup=False)
     if comparison.environment_changes:
