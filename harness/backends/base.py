@@ -8,6 +8,7 @@ arrays, and predicts. Data arrives as NumPy arrays, images channels-last ``(N, H
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -238,3 +239,14 @@ class MultiTaskFit:
 def observed_head(loss_weights: "Sequence[float]") -> int:
     """The head whose metrics go to a TrainObserver: the one with the largest weight (the first on ties)."""
     return max(range(len(loss_weights)), key=lambda k: (loss_weights[k], -k))
+
+
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver version from nvidia-smi (no framework needed), or None where there is none."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0] if out.returncode == 0 and lines else None

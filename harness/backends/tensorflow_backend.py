@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver
+from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, nvidia_driver
 from harness.errors import UserError
 from harness.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
@@ -348,6 +348,7 @@ class TensorFlowBackend(Backend):
             gpus = self._gpus()
             details = self._tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
             info["gpu"] = details.get("device_name")
+            info["gpu_driver"] = nvidia_driver()
             info["cuda"] = self._tf.sysconfig.get_build_info().get("cuda_version")
         return info
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver
+from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, nvidia_driver
 from harness.errors import UserError
 from harness.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
@@ -201,7 +201,7 @@ class TorchBackend(Backend):
         if device.startswith("cuda"):
             info["gpu"] = torch.cuda.get_device_name(0)
             info["cuda"] = torch.version.cuda
-            info["gpu_driver"] = _nvidia_driver()
+            info["gpu_driver"] = nvidia_driver()
         return info
 
     # --- Inspection and multi-task training (Tasks 5 and 6): see torch_inspect and torch_multitask ---
@@ -276,16 +276,3 @@ def make_optimizer(model: nn.Module, train: "TrainSettings") -> torch.optim.Opti
     if train.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=train.learning_rate, eps=KERAS_ADAM_EPSILON)
     return torch.optim.SGD(model.parameters(), lr=train.learning_rate)
-
-
-def _nvidia_driver() -> str | None:
-    try:
-        import subprocess
-
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10,
-        )
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
-    except (OSError, subprocess.SubprocessError):
-        return None
