@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -327,15 +328,18 @@ def build_args(root: Path) -> dict[str, str]:
 def context_extras(root: Path, chosen: Flavour) -> dict[str, Path]:
     """Files to add to the build context that the checkout does not hold: arcname -> host path.
 
-    - The host's CA bundle (``$HARNESS_CA_CERT``, else ``$SSL_CERT_FILE``): behind a TLS-intercepting
-      proxy pip cannot verify the index without it, and on other hosts it only repeats public CAs.
+    - The host's CA bundle (``$HARNESS_CA_CERT``, else ``$SSL_CERT_FILE``, else the system bundle):
+      behind a TLS-intercepting proxy pip cannot verify the index without it, and elsewhere it only
+      repeats public CAs, which the image build drops.
     - For the CPU image, a CPU torch wheel from pip's find-links when ``wheelhouse/`` has no torch:
       PyPI's torch is the CUDA build, and the CPU index may be unreachable.
     """
     extras: dict[str, Path] = {}
-    ca = os.environ.get("HARNESS_CA_CERT") or os.environ.get("SSL_CERT_FILE")
-    if ca and Path(ca).is_file():
-        extras[EXTRA_CA_ARCNAME] = Path(ca)
+    candidates = [os.environ.get("HARNESS_CA_CERT"), os.environ.get("SSL_CERT_FILE"),
+                  ssl.get_default_verify_paths().cafile, "/etc/ssl/certs/ca-certificates.crt"]
+    ca = next((Path(path) for path in candidates if path and Path(path).is_file()), None)
+    if ca is not None:
+        extras[EXTRA_CA_ARCNAME] = ca
     if not chosen.gpu and not any((root / "wheelhouse").glob("torch-*.whl")):
         for wheel in cpu_torch_wheels(find_links_dirs()):
             extras[f"wheelhouse/{wheel.name}"] = wheel
@@ -392,6 +396,7 @@ def write_build_context(root: Path, dockerfile: str, extras: dict[str, Path], ou
                 continue  # the extra of the same name wins
             tar.add(root / name, arcname=name, recursive=False)
         for arcname, path in extras.items():
+            path = path.resolve()  # the file, not a link to it (/usr/lib/ssl/cert.pem is one)
             info = tar.gettarinfo(str(path), arcname=arcname)
             info.uid = info.gid = 0
             info.uname = info.gname = ""

@@ -111,8 +111,9 @@ def test_build_context_follows_dockerignore_and_adds_the_extras(tmp_path):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(name)
     (root / ".dockerignore").write_text("# comment\n.venv\n**/__pycache__\nreports/*\n!reports/README.md\n")
-    ca = tmp_path / "bundle.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "bundle.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    ca = tmp_path / "cert.pem"
+    ca.symlink_to(tmp_path / "bundle.pem")  # as the system bundle often is: the file must travel, not the link
     out = io.BytesIO()
     container.write_build_context(root, "Dockerfile.cpu", {"docker/certs/launcher-ca.crt": ca}, out)
     out.seek(0)
