@@ -103,7 +103,8 @@ def grid_figure(grid: Grid, *, title: str, path: Path, cmap: str = "gray", value
             for tile in np.flatnonzero(flagged):
                 row, column = divmod(int(tile), columns)
                 left, top = column * (width + PAD) - 0.5, row * (height + PAD) - 0.5
-                axis.add_patch(plt.Rectangle((left, top), width, height, fill=False, edgecolor="tab:red", linewidth=1.5))
+                axis.add_patch(plt.Rectangle((left, top), width, height, fill=False, edgecolor="tab:red",
+                                             linewidth=1.5))
                 axis.text(left + 0.5, top + 0.5, flag, color="tab:red", fontsize=6, ha="left", va="top",
                           bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.8})
         if value_label:

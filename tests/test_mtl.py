@@ -121,8 +121,9 @@ def test_training_at_lambda_1_or_0_leaves_the_other_head_untouched_and_learns_th
             return backend.kernel(backend.head_model(model, index), last, spec=specs[index]).copy()
 
         before = [kernel(0), kernel(1)]
-        fit = backend.fit_multitask(model, data, heads, [lam, 1 - lam], TrainSettings(batch_size=20, learning_rate=5e-3),
-                                    epochs=4, seed=1, device=DEVICE, observer=SilentObserver())
+        settings = TrainSettings(batch_size=20, learning_rate=5e-3)
+        fit = backend.fit_multitask(model, data, heads, [lam, 1 - lam], settings, epochs=4, seed=1, device=DEVICE,
+                                    observer=SilentObserver())
         np.testing.assert_array_equal(kernel(frozen), before[frozen])
         assert not np.allclose(kernel(trained), before[trained])
         history = fit.history

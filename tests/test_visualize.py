@@ -109,7 +109,8 @@ def test_both_backends_give_the_same_activations_kernels_and_ascent_from_the_sam
                                    torch_backend.activations(torch_model, images, index, spec=SMALL_CNN, device=DEVICE),
                                    atol=1e-5)
     runs = [backend.ascend(model, images, 1, spec=SMALL_CNN, filter_index=[0, 1, 2, 3], steps=5, step_size=0.3,
-                           device=DEVICE) for backend, model in ((torch_backend, torch_model), (tf_backend, keras_model))]
+                           device=DEVICE)
+            for backend, model in ((torch_backend, torch_model), (tf_backend, keras_model))]
     np.testing.assert_allclose(runs[0][0], runs[1][0], atol=1e-4)
     np.testing.assert_allclose(runs[0][1], runs[1][1], atol=1e-4)
 
@@ -173,8 +174,8 @@ def test_from_run_loads_the_saved_weights_and_a_mismatched_file_is_a_user_error(
     # A run folder works as well as a run id, even after the reports folder moved.
     moved = reports.parent / "moved"
     (reports).rename(moved)
-    assert checkpoints.find(str(moved / "cnn_baseline" / "run-1"), "CNN Baseline Model", "torch",
-                            reports=moved).weights == moved / "cnn_baseline/run-1/cells/model_CNN_Baseline_Model/weights.pt"
+    found = checkpoints.find(str(moved / "cnn_baseline" / "run-1"), "CNN Baseline Model", "torch", reports=moved)
+    assert found.weights == moved / "cnn_baseline/run-1/cells/model_CNN_Baseline_Model/weights.pt"
 
 
 def test_bad_visualize_options_are_load_time_errors():

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.backends.base import EpochMetrics, MultiTaskEpoch, MultiTaskFit, NonFiniteLoss, TrainObserver, observed_head
+from harness.backends.base import (EpochMetrics, MultiTaskEpoch, MultiTaskFit, NonFiniteLoss, TrainObserver,
+                                   observed_head)
 from harness.backends.torch_backend import build_module, make_optimizer, synchronize, to_nchw
 
 if TYPE_CHECKING:
@@ -110,22 +111,28 @@ def fit(model: MultiHead, splits: "Splits", heads: "Sequence[Head]", loss_weight
         observer.start_epoch(epoch, batches)
         model.train()
         order = torch.randperm(count, generator=shuffle).to(device)
-        total_sum = torch.zeros((), device=device)
-        loss_sums = torch.zeros(len(heads), device=device)
-        correct = torch.zeros(len(heads), dtype=torch.int64, device=device)
-        for start in range(0, count, batch):
+        # As in TorchBackend.fit: per-batch losses (the objective, then each head's) and predictions go
+        # into preallocated device tensors and are reduced once per epoch, never read per batch.
+        batch_losses = torch.empty(batches, 1 + len(heads), device=device)
+        predicted = torch.empty(len(heads), count, dtype=torch.int64, device=device)
+        for step, start in enumerate(range(0, count, batch)):
             index = order[start : start + batch]
             batch_targets = [target[index] for target in targets]
             logits = model(images[index])
-            loss, per_head = weighted_loss(logits, batch_targets, weights)
+            objective, per_head = weighted_loss(logits, batch_targets, weights)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             optimizer.step()
-            total_sum += loss.detach() * len(index)
-            loss_sums += torch.stack(per_head).detach() * len(index)
-            correct += torch.stack([(out.argmax(1) == t).sum() for out, t in zip(logits, batch_targets)])
+            batch_losses[step] = torch.stack([objective, *per_head]).detach()
+            for head, out in enumerate(logits):
+                torch.argmax(out.detach(), 1, out=predicted[head, start : start + batch])
             observer.advance(1)
-        train_loss = float(total_sum) / count
+        sizes = torch.full((batches, 1), float(batch), device=device)
+        sizes[-1] = count - batch * (batches - 1)
+        mean_losses = ((batch_losses * sizes).sum(0) / count).tolist()
+        train_loss, head_losses = mean_losses[0], mean_losses[1:]
+        head_accuracies = [float((predicted[head] == target[order]).sum()) / count
+                           for head, target in enumerate(targets)]
         if not np.isfinite(train_loss):
             raise NonFiniteLoss(f"loss became {train_loss} in epoch {epoch}")
         if len(splits.y_val):
@@ -134,13 +141,10 @@ def fit(model: MultiHead, splits: "Splits", heads: "Sequence[Head]", loss_weight
             val_loss, val_losses, val_accuracies = None, [None] * len(heads), [None] * len(heads)
         synchronize(device)
         seconds = time.perf_counter() - epoch_started
-        per_head = tuple(
-            EpochMetrics(epoch, loss, accuracy, val_head_loss, val_accuracy, seconds)
-            for loss, accuracy, val_head_loss, val_accuracy in zip(
-                (loss_sums / count).tolist(), (correct.double() / count).tolist(), val_losses, val_accuracies)
-        )
-        history.append(MultiTaskEpoch(epoch, train_loss, val_loss, per_head, seconds))
-        observer.end_epoch(per_head[watched])
+        metrics = tuple(EpochMetrics(epoch, *values, seconds)
+                        for values in zip(head_losses, head_accuracies, val_losses, val_accuracies))
+        history.append(MultiTaskEpoch(epoch, train_loss, val_loss, metrics, seconds))
+        observer.end_epoch(metrics[watched])
     synchronize(device)
     return MultiTaskFit(history, time.perf_counter() - started)
 
@@ -150,7 +154,8 @@ def predict(model: MultiHead, images: np.ndarray, *, device: str, batch_size: in
     model.eval()
     tensor = to_nchw(images, device)
     with torch.inference_mode():
-        parts = [[out.argmax(1) for out in model(tensor[i : i + batch_size])] for i in range(0, len(tensor), batch_size)]
+        parts = [[out.argmax(1) for out in model(tensor[i : i + batch_size])]
+                 for i in range(0, len(tensor), batch_size)]
     return [torch.cat(column).cpu().numpy().astype(np.int64) for column in zip(*parts)]
 
 

@@ -331,7 +331,8 @@ def stl_vs_mtl_table(frame: pd.DataFrame, options: MtlOptions) -> pd.DataFrame:
             report_multi = report_mtl[task - 1]
             rows.append({
                 "Backend": backend, "Device": device, "Task": ("task 1 (classes)", "task 2 (groups)")[task - 1],
-                "STL %": single, "Report STL %": report_single, "Δ STL vs report": tables.difference(single, report_single),
+                "STL %": single, "Report STL %": report_single,
+                "Δ STL vs report": tables.difference(single, report_single),
                 "Best λ": lam, "MTL %": multi, "Δ MTL − STL": multi - single,
                 "Report λ": report.best_lambda, "Report MTL %": report_multi,
                 "Δ report": tables.difference(report_multi, report_single),

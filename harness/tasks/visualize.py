@@ -53,7 +53,7 @@ class VisualizeOptions(BaseModel):
         None, description="Inspect the model of an earlier classification run instead of training one: its run id "
         "(in the reports store) or its folder. The run must have kept weights (options.save_weights=true) for the "
         "suite's model on each backend of the matrix.")
-    save_weights: bool = Field(False, description="Keep the model trained here in its cell folder (reusable by from_run).")
+    save_weights: bool = Field(False, description="Keep the model trained here in its cell folder (for from_run).")
     digits: list[int] = Field([2, 9], min_length=1, description="Test digits (labels) whose feature maps and dreams "
                               "are drawn; the first test image of each label is used.")
     weight_channels: Literal["first", "all"] = Field(
@@ -206,7 +206,8 @@ class VisualizeTask(Task):
     def summary(self, result: CellResult) -> str:
         r = result.record
         layers = sorted({key.split("_")[0] for key in r if key.startswith("conv")})
-        climbs = ", ".join(f"{layer} {r[f'{layer}_ascent_start']:.3g}->{r[f'{layer}_ascent_end']:.3g}" for layer in layers)
+        climbs = ", ".join(f"{layer} {r[f'{layer}_ascent_start']:.3g}->{r[f'{layer}_ascent_end']:.3g}"
+                           for layer in layers)
         return f"{r['source']}, test {r['test_accuracy']:.2f}%, filter ascent {climbs}"
 
     def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
