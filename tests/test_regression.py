@@ -89,7 +89,7 @@ def test_command_line_thresholds_replace_only_the_metrics_they_name():
 
 
 def test_settings_validate_their_thresholds():
-    assert RegressionSettings().fail == "test_accuracy:-1.0,train_seconds:+10%"
+    assert (RegressionSettings().fail, RegressionSettings().normalize) == ("test_accuracy:-1.0,train_seconds:+10%", "always")
     with pytest.raises(ValueError, match="guards the wrong side"):
         RegressionSettings(fail="train_seconds:-5%")
 
@@ -99,6 +99,16 @@ def test_direction_of_known_metrics():
 
 
 # --- statistics ------------------------------------------------------------------------------------
+
+def test_epochs_stand_in_for_repeats_of_the_training_time():
+    history = [{"epoch": 1, "seconds": 2.0}, {"epoch": 2, "seconds": 3.0}]
+    cell = CellSummary.from_parts({"model": "M", "backend": "torch", "device": "cpu", "seed": 0}, "ok", "",
+                                  {"train_seconds": 5.0}, {"history": history})
+    assert cell.values("train_seconds") == [4.0, 6.0] and cell.values("seconds_per_epoch") == [2.0, 3.0]
+    repeated = CellSummary.from_parts({"model": "M", "backend": "torch", "device": "cpu", "seed": 0}, "ok", "",
+                                      {"train_seconds": 5.0}, {"history": history, "timings": {"train_seconds": [5.1, 4.9]}})
+    assert repeated.values("train_seconds") == [5.1, 4.9]  # real repeats win
+
 
 def test_sample_stats_fields():
     stats = SampleStats.of([4.0, 1.0, 3.0, 2.0, 5.0])
@@ -227,13 +237,18 @@ def test_timings_from_another_machine_are_scaled_by_the_calibration():
 
 def test_a_slowdown_the_calibration_shows_too_is_blamed_on_the_machine():
     # Same machine, both the training and the calibration workload 30 % slower: a busier machine.
-    busy = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.13))
+    busy = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.13),
+                   normalize="auto")
     assert busy.regressions == [] and busy.time_scale == 1.0
     timing = [v for v in busy.verdicts if v.metric == "train_seconds"]
     assert {v.outcome for v in timing} == {Outcome.NOISE}
     assert all("calibration workload ran +30 % slower too" in v.message for v in timing)
     # The calibration unchanged: the code is slower, and it is reported.
-    slower_code = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.1))
+    slower_code = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.1),
+                          normalize="auto")
+    # Scaled by default: the busier machine's run is judged as if it had been as fast as the baseline's.
+    assert compare(synthetic_run("a", seed=1, calibration=0.1),
+                   synthetic_run("b", seed=2, slowdown=1.3, calibration=0.13)).regressions == []
     assert {v.metric for v in slower_code.regressions} == {"train_seconds"}
 
 
