@@ -90,3 +90,13 @@ def test_cuda_training_runs():
     fit = backend.fit(model, tiny_splits(), TrainSettings(epochs=3), epochs=3, seed=0, device="cuda",
                       observer=SilentObserver())
     assert fit.history[-1].val_accuracy > 0.9  # 1.0 on CPU with the same seed
+
+
+def test_thread_count_follows_harness_threads(monkeypatch):
+    from harness.backends.base import framework_threads
+
+    monkeypatch.setenv("HARNESS_THREADS", "1")
+    assert framework_threads() == 1
+    monkeypatch.setenv("HARNESS_THREADS", "many")
+    with pytest.raises(UserError, match="HARNESS_THREADS='many': expected a positive integer"):
+        framework_threads()

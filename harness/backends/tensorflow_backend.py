@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, nvidia_driver
+from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, framework_threads, nvidia_driver
 from harness.errors import UserError
 from harness.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
@@ -87,13 +87,6 @@ def _native_log_filter() -> Iterator[None]:
                 if not _NATIVE_NOISE.match(line)
             ]
             sys.stderr.write("".join(kept))
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (containers and taskset narrow it below the machine's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def build_model(spec: "ModelSpec") -> "keras.Sequential":
@@ -240,7 +233,7 @@ class TensorFlowBackend(Backend):
     def __init__(self) -> None:
         tf, keras = _import_frameworks()
         self._tf, self._keras = tf, keras
-        cores = usable_cores()
+        cores = framework_threads()
         try:
             # Only possible before TF's runtime starts; TF's own default counts the machine's cores,
             # which a container or taskset may not give this process.

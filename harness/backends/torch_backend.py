@@ -8,7 +8,6 @@ epsilon 1e-7, so that both backends train the same model.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, nvidia_driver
+from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, framework_threads, nvidia_driver
 from harness.errors import UserError
 from harness.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
@@ -99,7 +98,7 @@ class TorchBackend(Backend):
 
     def __init__(self) -> None:
         # Use every core this process may run on (containers and taskset narrow it).
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        torch.set_num_threads(framework_threads())
 
     def resolve_device(self, device: str) -> str:
         if device == "auto":
