@@ -3,7 +3,7 @@
     harness run suite=NAME [profile=smoke|full] [backend=torch|tensorflow|all] [device=cpu|cuda|auto]
                 [seed=N] [key=value ...]
     harness suite=NAME ...            (the same as ``harness run``: what ``docker run harness suite=...`` does)
-    harness list | data | report | compare | history | baseline   (``harness COMMAND --help``)
+    harness list | data | report | compare | history | baseline | nightly   (``harness COMMAND --help``)
 
 Arguments are Hydra-style ``key=value`` pairs. Each command lives in ``harness.commands.<name>`` with a
 ``main(argv, console) -> exit code``; a :class:`~harness.errors.UserError` raised anywhere is caught
@@ -24,7 +24,8 @@ COMMANDS = {
     "report": "re-render a stored run's tables and plots (no retraining)",
     "compare": "compare a run against a baseline; exit 1 on regression",
     "history": "a metric of a suite over its stored runs",
-    "baseline": "write a baseline file from a run",
+    "baseline": "write or show the baseline files runs are compared against",
+    "nightly": "run the nightly profile, compare with the baseline, write the HTML report",
 }
 
 
