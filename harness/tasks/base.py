@@ -69,6 +69,17 @@ class Task(ABC):
     def plan(self, suite: "Suite") -> list[Cell]:
         """Every cell of the suite, in the order they run."""
 
+    def matrix_cells(self, suite: "Suite", models: list[tuple[str, dict[str, Any]]]) -> list[Cell]:
+        """Each (model, params) on every backend x device x seed of the suite's matrix, model-major."""
+        config = suite.resolved()
+        return [
+            Cell(suite.name, self.name, model, backend, device, seed, config, params)
+            for model, params in models
+            for backend in suite.matrix.backends
+            for device in suite.matrix.devices
+            for seed in suite.matrix.seeds
+        ]
+
     @abstractmethod
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         """Run one cell. Raising marks the cell failed; the runner records the error."""

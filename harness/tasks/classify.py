@@ -130,14 +130,7 @@ class ClassifyTask(Task):
                "test_accuracy", "train_seconds", "seconds_per_epoch", "status", "error")
 
     def plan(self, suite: "Suite") -> list[Cell]:
-        config = suite.resolved()
-        return [
-            Cell(suite.name, self.name, model.name, backend, device, seed, config)
-            for model in suite.models
-            for backend in suite.matrix.backends
-            for device in suite.matrix.devices
-            for seed in suite.matrix.seeds
-        ]
+        return self.matrix_cells(suite, [(model.name, {}) for model in suite.models])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.backends import get_backend

@@ -178,16 +178,9 @@ class MtlTask(Task):
 
     def plan(self, suite: "Suite") -> list[Cell]:
         options = self.options(suite)
-        config = suite.resolved()
         models: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in STL_MODELS]
         models += [(MTL_MODEL, {"lambda": lam}) for lam in options.lambdas]
-        return [
-            Cell(suite.name, self.name, model, backend, device, seed, config, params)
-            for model, params in models
-            for backend in suite.matrix.backends
-            for device in suite.matrix.devices
-            for seed in suite.matrix.seeds
-        ]
+        return self.matrix_cells(suite, models)
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.backends import get_backend
