@@ -16,15 +16,17 @@ after ``k`` updates (``losses[0]`` that of the initial weights), so a run that s
 such runs; ours shows 1000 and ``converged = False``.
 
 Pixels are scaled to [0, 1]. With zero initial weights the learning rate only scales ``w`` and ``b``
-and changes no prediction, so every learning rate would give the same curve; the report's curves
-differ by learning rate, so the weights start from ``N(0, init_std^2)`` drawn from the seed.
+and changes no prediction, so every learning rate gives the same curve (exactly: see :func:`train`);
+``init_std > 0`` starts the weights from ``N(0, init_std^2)`` drawn from the seed, and then the
+learning rate matters.
 
 Speed: a forward pass is a (samples x 784) matrix-vector product, which on a CPU is bound by memory
 traffic. MNIST pixels are 81% zeros, so the CPU path keeps the pair as a CSR matrix with 32-bit
-indices (small enough to stay in cache): about 0.4 ms per pass for 12,000 images on two cores,
-against 3 ms dense. The update gathers only the misclassified rows. Measured with
-``benchmarks/bench_perceptron.py``: all 45 MNIST pairs with the 1000-iteration cap in 22 s on two
-cores of an H200 host (8 s on its GPU), against the report's 70-100 s for each capped pair.
+indices (small enough to stay in cache), about 6 times faster than dense. The update gathers only
+the misclassified rows. Measured with ``benchmarks/bench_perceptron.py``: all 45 MNIST pairs with
+the 1000-iteration cap took 22 s on two cores of an H200 host (8 s on its GPU) in float32; the exact
+float64 loop below was 1.2-1.5 times slower than float32 in interleaved runs on another machine.
+The report took 70-100 s for each pair that hit the cap.
 """
 
 from __future__ import annotations
@@ -105,49 +107,69 @@ def train(
 
     ``device`` is a torch device name ("cpu", "cuda"). The clock starts after the data is on the
     device and a first pass has warmed it up, and is read after synchronising the device.
+
+    The loop runs in rescaled coordinates that leave every prediction unchanged: with features
+    ``x = u / d`` (``u`` the pixel values 0-255 and ``d = 255`` when the rows are MNIST pixels scaled
+    to [0, 1], else ``u = x`` and ``d = 1``) it keeps ``v = (d / lr) w`` and ``c = (d^2 / lr) b``, so
+    that ``sign(w.x + b) = sign(v.u + c)`` and an update is ``v += sum_j r_j u_j``, ``c += d^2 sum_j r_j``.
+    The learning rate then only enters through the initial weights. From zero weights every
+    quantity is an integer below 2^53, exact in float64: the run is bit-identical on every device,
+    thread count and summation order, and for every learning rate.
     """
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate}")
     if max_iterations < 0:
         raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
-    signs_np = np.asarray(signs, dtype=np.float32)
+    signs_np = np.asarray(signs, dtype=np.float64)
     if not np.all(np.abs(signs_np) == 1):
         raise ValueError("labels must be -1 or +1")
-    dense = torch.as_tensor(np.ascontiguousarray(rows, dtype=np.float32), device=device)
+    pixels, denominator = _integer_grid(np.asarray(rows))
+    dense = torch.as_tensor(pixels, device=device)
     y = torch.as_tensor(signs_np, device=device)
     forward = _forward_matrix(dense)
     generator = torch.Generator().manual_seed(seed)
-    w = (torch.randn(dense.shape[1], generator=generator) * init_std).to(device)
-    b = torch.zeros((), device=device)
+    initial = torch.randn(dense.shape[1], generator=generator, dtype=torch.float64) * init_std
+    v = (initial * (denominator / learning_rate)).to(device)
+    c = torch.zeros((), dtype=torch.float64, device=device)
     _sync(device)
-    forward @ w  # warm-up: the first sparse product allocates its workspace
+    forward @ v  # warm-up: the first sparse product allocates its workspace
     _sync(device)
 
     start = time.perf_counter()
     losses: list[float] = []
     iterations = 0
     while True:
-        f = torch.sign(forward @ w + b)
-        residual = y - f  # zero where correct, so only misclassified samples move w and b
+        f = torch.sign(forward @ v + c)
+        residual = y - f  # zero where correct, so only misclassified samples move v and c
         loss = float(residual.abs().mean())  # |f - y| = |y - f|
         losses.append(loss)
         if loss <= threshold or iterations == max_iterations:
             break
         wrong = residual.nonzero().squeeze(1)
         step = residual[wrong]
-        w += learning_rate * (step @ dense[wrong])
-        b += learning_rate * step.sum()
+        v += step @ dense[wrong]
+        c += denominator**2 * step.sum()
         iterations += 1
     _sync(device)
     seconds = time.perf_counter() - start
     return PerceptronResult(
-        weights=w.cpu().numpy(),
-        bias=float(b),
+        weights=(v.cpu().numpy() * (learning_rate / denominator)).astype(np.float32),
+        bias=float(c) * learning_rate / denominator**2,
         losses=losses,
         iterations=iterations,
         converged=losses[-1] <= threshold,
         seconds=seconds,
     )
+
+
+def _integer_grid(rows: np.ndarray) -> tuple[np.ndarray, float]:
+    """Rows as float64 ``u`` and ``d`` with rows = u / d: u the integers 0-255 where rows are pixels / 255."""
+    rows64 = rows.astype(np.float64)
+    grid = np.rint(rows64 * 255.0)
+    # float32(k / 255) is what harness.data and pair_data produce; anything else is taken as it is.
+    if np.array_equal((grid / 255.0).astype(rows.dtype), rows):
+        return grid, 255.0
+    return rows64, 1.0
 
 
 def _forward_matrix(dense: torch.Tensor) -> torch.Tensor:

@@ -90,6 +90,22 @@ def test_zero_initial_weights_make_the_learning_rate_irrelevant():
     np.testing.assert_allclose(fast.weights, slow.weights * 1e4, rtol=1e-4)
 
 
+def test_pixel_rows_train_exactly_whatever_the_sample_order():
+    # Pixels k/255 are trained on the integer grid k, where float64 sums are exact: shuffling the
+    # samples (another summation order, as another device or thread count would use) changes no bit.
+    rng = np.random.default_rng(5)
+    images = (rng.uniform(size=(300, 28, 28)) ** 4 * 255).astype(np.uint8)  # mostly dark, like MNIST
+    labels = rng.integers(0, 2, size=300)
+    rows, signs = pair_data(images, labels, (0, 1))
+    order = rng.permutation(len(rows))
+    first = train(rows, signs, learning_rate=0.3, max_iterations=40)
+    shuffled = train(rows[order], signs[order], learning_rate=0.3, max_iterations=40)
+    other_rate = train(rows, signs, learning_rate=7.0, max_iterations=40)
+    assert first.losses == shuffled.losses == other_rate.losses
+    np.testing.assert_array_equal(first.weights, shuffled.weights)
+    assert first.bias == shuffled.bias
+
+
 def test_random_initial_weights_are_seeded():
     rows, signs = blobs(gap=1.0)
     first = train(rows, signs, learning_rate=0.01, init_std=1.0, seed=3, max_iterations=5)

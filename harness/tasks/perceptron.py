@@ -231,7 +231,7 @@ class PerceptronTask(Task):
                                           f"{suite.title} ({suite.mirrors})", console, note=TABLE_NOTE + " " + timing)
         written += tables.write_table(pairs_table(main), out_dir, "pairs",
                                       f"{suite.title}: every pair, perceptron vs linear programming", console,
-                                      note=verdict_summary(main, options) + "\n\n" + timing)
+                                      note=verdict_summary(main, options) + "\n\n" + timing + " " + LP_NOTE)
         curves = {tuple(p) for p in options.curve_pairs}
         curve_cells = [s for s in cells if s.result.ok and parse_pair(s.cell.model) in curves]
         if curve_cells:
@@ -246,6 +246,10 @@ class PerceptronTask(Task):
 
 TABLE_NOTE = ("Δ = ours − report. Iterations are weight updates: a run that hits the cap shows the cap (the report "
               "shows cap + 1). Report seconds: its CPU; ours: the run's device.")
+
+
+LP_NOTE = ("LP s: solver seconds of the solve that produced the verdict; a cached verdict keeps those of the "
+           "machine that first solved it. Converged means loss <= threshold, which allows a few training errors.")
 
 
 def records_frame(cells: list[StoredCell], options: PerceptronOptions) -> pd.DataFrame:
@@ -300,6 +304,7 @@ def pairs_table(main: pd.DataFrame) -> pd.DataFrame:
         "LP verdict": main.get("lp_verdict"),
         "LP form": main.get("lp_form"),
         "LP s": main.get("lp_seconds"),
+        "LP cached": main.get("lp_cached"),
         "Report says": main["report_verdict"],
         "Disagreement": main.get("disagreement"),
     })
@@ -355,7 +360,7 @@ def learning_curves(cells: list[StoredCell], options: PerceptronOptions, title: 
             axis.legend(fontsize=8)
         init = ("zero initial weights:\nthe learning rate only rescales w and b, so the curves coincide"
                 if options.init_std == 0 else f"initial weights N(0, {options.init_std:g}²)")
-        figure.suptitle(f"{title}: perceptron learning curves ({init})", fontsize=10)
+        figure.suptitle(f"{title}: perceptron learning curves ({init})", fontsize=10, y=1.07)
         return plots.save(figure, path)
 
 
