@@ -134,15 +134,11 @@ class PerceptronTask(Task):
         options = self.options(suite)
         if suite.matrix.backends != ["torch"]:
             raise UserError(f"suite {suite.name}: the perceptron runs on torch only; set matrix.backends = ['torch']")
-        config = suite.resolved()
         wanted: list[tuple[Pair, float]] = [(pair, options.learning_rate) for pair in options.pair_list]
         wanted += [(tuple(pair), rate) for pair in options.curve_pairs for rate in options.curve_learning_rates]
-        return [
-            Cell(suite.name, self.name, pair_name(pair), "torch", device, seed, config, {"learning_rate": rate})
-            for pair, rate in dict.fromkeys(wanted)  # a curve cell at the table's rate is the table cell
-            for device in suite.matrix.devices
-            for seed in suite.matrix.seeds
-        ]
+        # A curve cell at the table's rate is the table cell: dict.fromkeys drops the repeat.
+        return self.matrix_cells(suite, [(pair_name(pair), {"learning_rate": rate})
+                                         for pair, rate in dict.fromkeys(wanted)])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness import perceptron

@@ -77,17 +77,10 @@ class SearchTask(Task):
 
     def plan(self, suite: "Suite") -> list[Cell]:
         options = self.options(suite)
-        config = suite.resolved()
         named = [(model.name, "model") for model in suite.models]
         named += [(trial.name, "trial") for trial in propose(options.space)]
         named += [(retrain_name(depth, which), "retrain") for depth in options.space.depths for which in RANKS]
-        return [
-            Cell(suite.name, self.name, name, backend, device, seed, config, {"phase": phase})
-            for name, phase in named
-            for backend in suite.matrix.backends
-            for device in suite.matrix.devices
-            for seed in suite.matrix.seeds
-        ]
+        return self.matrix_cells(suite, [(name, {"phase": phase}) for name, phase in named])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.suite import ModelEntry, Suite
