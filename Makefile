@@ -9,7 +9,7 @@ profile ?= smoke
 args ?=
 EXTRAS ?= torch,tensorflow,container,dev
 
-.PHONY: setup data run test test-fast bench list clean
+.PHONY: setup data run test test-fast bench nightly list clean
 
 # The virtual environment, rebuilt when the package's requirements change.
 $(BIN)/.installed: pyproject.toml
@@ -34,6 +34,9 @@ test: data
 
 test-fast: data
 	$(BIN)/python -m pytest -m "not slow and not container and not browser" $(PYTEST_ARGS)
+
+nightly: data
+	$(BIN)/harness nightly $(args)
 
 bench: data
 	$(BIN)/python benchmarks/bench_epoch.py --backend all

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 from harness.errors import UserError
 from harness.overrides import Override, apply_overrides
+from harness.regression import RegressionSettings
 from harness.spec import ModelSpec
 
 TASKS = ("classify", "pca", "perceptron", "search", "visualize", "mtl")
@@ -89,6 +90,9 @@ class Suite(_Strict):
     matrix: Matrix = Field(default_factory=Matrix)
     models: list[ModelEntry] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict, description="Task-specific settings.")
+    regression: RegressionSettings = Field(default_factory=RegressionSettings,
+                                           description="Thresholds and noise settings of harness compare/nightly.")
+    repeats: PositiveInt = Field(1, description="Times each cell's training is timed; >1 gives compare a spread.")
     profiles: dict[str, dict[str, Any]] = Field(description="Named override sets; 'smoke' and 'full' required.")
     profile: str = Field("full", description="The profile applied; set by the loader.")
 
@@ -124,6 +128,7 @@ class Suite(_Strict):
         """Identifies these settings: a run resumes only into a run with the same hash."""
         settings = self.resolved()
         settings.pop("description", None)
+        settings.pop("regression", None)  # how a run is judged is not how it is run
         settings.pop("matrix")  # a run may cover more or fewer cells of the same settings
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]

@@ -39,6 +39,9 @@ def render(suite_name: str, run_id: str | None, reports: Path, console: Console)
         folder = run.folder(reports)
         write_run_files(folder, run, cells, task.columns)
         task.render(suite, cells, folder, console)
+    from harness import html_report
+
+    html_report.write_report(reports, run.run_id)
     return folder
 
 

@@ -183,6 +183,13 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
     env = environment.collect()
     env.update(check_frameworks(task, cells))
+    calibration_device = next((cell.device for cell in cells if cell.device != "auto"), "cpu")
+    if task.uses_backends and any(cell.backend == "torch" for cell in cells):
+        # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
+        # before and after the cells lets compare tell a busy or slower machine from slower code.
+        from harness import calibration
+
+        env["calibration"] = calibration.calibrate(calibration_device)
     if task.uses_dataset:
         from harness.data import ensure
 
@@ -214,8 +221,15 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
                     progress.finish_cell(f"FAILED: {result.error}")
         stored = store.cells(run_info.run_id)
         status = "failed" if any(not s.result.ok for s in stored) else "complete"
-        store.update_run(run_info.run_id, status=status)
+        if "calibration" in env and todo:
+            from harness import calibration
+
+            env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
+        store.update_run(run_info.run_id, status=status, environment=env if todo else None)
         run_info = store.run(run_info.run_id)
         write_run_files(folder, run_info, stored, task.columns)
         task.render(suite, stored, folder, console)
+    from harness import html_report
+
+    html_report.write_report(request.reports, run_info.run_id)
     return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)

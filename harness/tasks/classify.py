@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import plots, tables
+from harness.backends.base import SilentObserver
 from harness.cell import Cell, CellResult
 from harness.tasks.base import RunContext, StoredCell, Task
 
@@ -92,6 +93,13 @@ def train_and_measure(
             f"parameter parity: {backend.name} built {built:,} parameters, the spec has {model_spec.params:,}"
         )
     fit = backend.fit(model, splits, suite.train, epochs=epochs, seed=seed, device=device, observer=observer)
+    seconds = [fit.seconds]
+    for _ in range(suite.repeats - 1):
+        # Repeats retrain a fresh model with the same seed only to time it: a spread for compare's noise test.
+        again = backend.build(model_spec, seed=seed, device=device)
+        seconds.append(backend.fit(again, splits, suite.train, epochs=epochs, seed=seed, device=device,
+                                   observer=SilentObserver()).seconds)
+    train_seconds = float(np.median(seconds))
     train_predicted = backend.predict(model, splits.x_train, device=device)
     test_predicted = backend.predict(model, splits.x_test, device=device)
     last = fit.history[-1]
@@ -106,8 +114,8 @@ def train_and_measure(
         "test_accuracy": accuracy(test_predicted, splits.y_test),
         "final_train_loss": last.train_loss,
         "final_val_loss": last.val_loss,
-        "train_seconds": fit.seconds,
-        "seconds_per_epoch": fit.seconds / epochs,
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / epochs,
         **reference_columns(model_spec),
     }
     artifacts: dict[str, Any] = {
@@ -115,6 +123,8 @@ def train_and_measure(
         "confusion": confusion(test_predicted, splits.y_test),
         "backend_environment": backend.environment(device),
     }
+    if len(seconds) > 1:
+        artifacts["timings"] = {"train_seconds": seconds, "seconds_per_epoch": [t / epochs for t in seconds]}
     if weights_dir is not None:
         artifacts["weights"] = str(backend.save(model, weights_dir))
     return record, artifacts, model
