@@ -41,6 +41,12 @@ def harness_epoch(backend_name: str, suite_name: str, splits, device: str) -> fl
 
 def measure(backend_name: str, model_name: str, splits, repeats: int, device: str) -> dict:
     plain = importlib.import_module(PLAIN[backend_name])
+    # Warm up both paths on a slice first: the first epoch in a process pays for page faults, kernel
+    # selection and (TensorFlow) tracing, which would otherwise land on whichever runs first.
+    warm = type(splits)(splits.x_train[:2000], splits.y_train[:2000], splits.x_val[:200], splits.y_val[:200],
+                        splits.x_test[:200], splits.y_test[:200])
+    plain.run_epoch(model_name, warm, device=device) if backend_name == "torch" else plain.run_epoch(model_name, warm)
+    harness_epoch(backend_name, model_name, warm, device)
     harness_times, plain_times, ratios, cpu_ratios = [], [], [], []
     for repeat in range(repeats):
         order = ("plain", "harness") if repeat % 2 == 0 else ("harness", "plain")
