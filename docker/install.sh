@@ -4,11 +4,11 @@
 # The one recipe both images share; the Dockerfiles differ only in the build arguments they pass:
 #   system  Debian packages (Python 3.11, CA certificates), extra CA certificates, the non-root user
 #           and the folders any uid may write (/app/reports, /data, $HOME).
-#   deps    a virtual environment in /opt/venv with the dependencies of pyproject.toml plus
-#           $HARNESS_EXTRAS, preferring wheels in the build context's wheelhouse/.
+#   deps    a virtual environment in /opt/venv with requirements.txt (pyproject.toml's build
+#           requirements, dependencies and $HARNESS_EXTRAS), preferring the wheels in wheelhouse/.
 #   app     the harness itself from /app (editable, so suites/ and the source stay where a
 #           checkout has them), without touching the dependencies.
-# Build arguments read here: FLAVOUR (cpu|gpu), HARNESS_EXTRAS, TORCH_INDEX_URL, EXTRA_CA_CERTS.
+# Build arguments read here: FLAVOUR (cpu|gpu), TORCH_INDEX_URL, EXTRA_CA_CERTS.
 set -eu
 
 build=/opt/harness-build
@@ -64,9 +64,6 @@ system() {
 deps() {
     python3 -m venv "$venv"
     pip=$venv/bin/pip
-    # setuptools >= 68 (pyproject's build requirement) lets `app` install without build isolation,
-    # i.e. without reaching an index again on every source change.
-    $pip install -q --no-cache-dir "setuptools>=68" wheel
 
     # Wheels of the other flavour must not win: the CPU torch wheel in wheelhouse/ would otherwise
     # satisfy torch==X in the GPU image, and a CUDA wheel would pull CUDA into the CPU image.
@@ -80,7 +77,8 @@ deps() {
         esac
     done
 
-    python3 "$build/requirements.py" "$build/pyproject.toml" "$HARNESS_EXTRAS" >"$build/requirements.txt"
+    # requirements.txt (made by docker/requirements.py in the Dockerfile's requirements stage) holds
+    # pyproject's build requirements too: `app` installs without build isolation, so without an index.
     set -- --no-cache-dir --find-links "$links" -r "$build/requirements.txt"
     # The torch index is only asked when the wheelhouse has no torch: offline builds stay offline.
     if [ -n "${TORCH_INDEX_URL:-}" ] && ! ls "$links"/torch-*.whl >/dev/null 2>&1; then

@@ -1,11 +1,12 @@
-"""Print the requirements of pyproject.toml's dependencies plus the named extras, one per line.
+"""Print what the image installs for pyproject.toml: build requirements, dependencies, the named extras.
 
 Usage: python3 docker/requirements.py pyproject.toml torch,tensorflow > requirements.txt
 
 The image build installs these in a layer of their own before the source is copied in, so editing
-the harness rebuilds in seconds instead of re-installing torch and TensorFlow. Extras that name the
-project itself (``all = ["harness[torch,container]"]``) are expanded here, since the project is not
-installed yet when they are needed. Standard library only: it runs before anything is installed.
+the harness rebuilds in seconds instead of re-installing torch and TensorFlow. The build requirements
+(setuptools) come first because the harness itself is then installed without build isolation, that
+is without an index. Extras that name the project itself (``all = ["harness[torch,container]"]``) are
+expanded here, since the project is not installed yet. Standard library only: nothing is installed yet.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ _SELF = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.-]+)\s*\[(?P<extras>[^\]]*)\]\s*$"
 
 
 def requirements(pyproject: dict, extras: list[str]) -> list[str]:
-    """The base dependencies plus those of ``extras``, self-references expanded, in order, unique."""
+    """Build requirements, base dependencies, those of ``extras`` (self-references expanded); unique."""
     project = pyproject["project"]
     name = project["name"].lower()
     optional = project.get("optional-dependencies", {})
-    out: list[str] = list(project.get("dependencies", []))
+    out: list[str] = list(pyproject.get("build-system", {}).get("requires", []))
+    out += project.get("dependencies", [])
     pending, seen = list(extras), set()
     while pending:
         extra = pending.pop(0)
