@@ -78,9 +78,15 @@ def flavour(kind: str) -> Flavour:
 
 
 def checkout() -> Path | None:
-    """The checkout this harness runs from, when it holds the Dockerfiles (None for a plain install)."""
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / FLAVOURS["cpu"].dockerfile).is_file() else None
+    """The checkout holding the Dockerfiles: the one this harness runs from, else the working folder.
+
+    The second covers a harness installed from a checkout without -e (as tox does), run inside it.
+    None outside any checkout.
+    """
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd().resolve()):
+        if (root / FLAVOURS["cpu"].dockerfile).is_file():
+            return root
+    return None
 
 
 # --- talking to Docker ----------------------------------------------------------------------------

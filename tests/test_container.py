@@ -144,6 +144,16 @@ def test_context_extras_bring_the_host_ca_bundle_and_a_cpu_torch_wheel(tmp_path,
     assert f"wheelhouse/{wheel.name}" not in container.context_extras(root, container.FLAVOURS["cpu"])
 
 
+def test_checkout_is_found_from_the_package_or_the_working_folder(tmp_path, monkeypatch):
+    repository = Path(container.__file__).resolve().parent.parent
+    assert container.checkout() == repository  # this test runs from a checkout
+    monkeypatch.setattr(container, "__file__", str(tmp_path / "site-packages" / "harness" / "container.py"))
+    monkeypatch.chdir(tmp_path)
+    assert container.checkout() is None
+    monkeypatch.chdir(repository)
+    assert container.checkout() == repository
+
+
 def test_no_daemon_is_a_user_error_that_says_so(monkeypatch):
     pytest.importorskip("docker", reason="the Docker SDK (extra 'container') is not installed")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
