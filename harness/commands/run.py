@@ -119,9 +119,10 @@ def launch_in_container(request: RunRequest, argv: list[str], console: Console) 
     from harness import container
     from harness.data import data_dir
 
+    suite, _, _ = plan(request)  # a bad suite or override fails here, before any image is built
     inner = [arg for arg in argv if not arg.startswith(("container=", "reports="))]
     container.launch(request.container, inner, reports_dir=request.reports.resolve(), data_dir=data_dir(),
-                     console=console)
+                     console=console, datasets=[suite.data.dataset])
     return 0
 
 
