@@ -177,12 +177,12 @@ def load_suite(
         # Every profile is checked at load time, so a bad one never waits for the day someone picks it.
         profiled = apply_overrides(raw, Override.from_mapping(settings, f"profile {name}"), where)
         profiled["profile"] = name
-        suite = validate_suite(profiled, f"{where} (profile {name})")
+        validated = validate_suite(profiled, f"{where} (profile {name})")
         if name == profile:
-            chosen = profiled
-    applied = apply_overrides(chosen, overrides, where)
-    suite = validate_suite(applied, where)
-    return suite
+            chosen, suite = profiled, validated
+    if not overrides:
+        return suite  # already validated above: no need to do it twice
+    return validate_suite(apply_overrides(chosen, overrides, where), where)
 
 
 def validate_suite(raw: dict[str, Any], where: str) -> Suite:
