@@ -155,9 +155,7 @@ class TorchBackend(Backend):
                 batch_losses[step] = loss.detach()
                 torch.argmax(logits.detach(), 1, out=predicted[start : start + batch])
                 observer.advance(1)
-            sizes = torch.full((batches,), float(batch), device=device)
-            sizes[-1] = count - batch * (batches - 1)
-            train_loss = float((batch_losses * sizes).sum()) / count
+            train_loss = float(batch_weighted_mean(batch_losses, count, batch))
             train_accuracy = float((predicted == labels[order]).sum()) / count
             if not np.isfinite(train_loss):
                 raise NonFiniteLoss(f"loss became {train_loss} in epoch {epoch}")
@@ -254,6 +252,14 @@ class TorchBackend(Backend):
         return torch_multitask.head_model(model, head_index)
 
     # --- end of the Tasks 5 and 6 block ---
+
+
+def batch_weighted_mean(batch_losses: torch.Tensor, count: int, batch: int) -> torch.Tensor:
+    """The per-sample mean of per-batch mean losses (rows: batches; the last batch may be smaller)."""
+    sizes = torch.full((len(batch_losses),), float(batch), device=batch_losses.device)
+    sizes[-1] = count - batch * (len(batch_losses) - 1)
+    weights = sizes.reshape(-1, *([1] * (batch_losses.dim() - 1)))
+    return (batch_losses * weights).sum(0) / count
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from harness.backends.base import (EpochMetrics, MultiTaskEpoch, MultiTaskFit, NonFiniteLoss, TrainObserver,
                                    observed_head)
-from harness.backends.torch_backend import build_module, make_optimizer, synchronize, to_nchw
+from harness.backends.torch_backend import batch_weighted_mean, build_module, make_optimizer, synchronize, to_nchw
 
 if TYPE_CHECKING:
     from harness.backends.base import Head
@@ -127,9 +127,7 @@ def fit(model: MultiHead, splits: "Splits", heads: "Sequence[Head]", loss_weight
             for head, out in enumerate(logits):
                 torch.argmax(out.detach(), 1, out=predicted[head, start : start + batch])
             observer.advance(1)
-        sizes = torch.full((batches, 1), float(batch), device=device)
-        sizes[-1] = count - batch * (batches - 1)
-        mean_losses = ((batch_losses * sizes).sum(0) / count).tolist()
+        mean_losses = batch_weighted_mean(batch_losses, count, batch).tolist()
         train_loss, head_losses = mean_losses[0], mean_losses[1:]
         head_accuracies = [float((predicted[head] == target[order]).sum()) / count
                            for head, target in enumerate(targets)]
