@@ -3,7 +3,7 @@
     python benchmarks/bench_perceptron.py [--device cpu|cuda] [--threads N] [--max-iterations N]
                                           [--learning-rate LR] [--pairs 0-1,2-3,...]
 
-Trains :func:`harness.perceptron.train` on every training image of each pair (what the ``perceptron``
+Trains :func:`harness.algorithms.perceptron.train` on every training image of each pair (what the ``perceptron``
 suite's full profile does, without the LP check) and prints each pair's iterations and seconds, then
 the total. The report took 70-100 s per pair that hits the cap; the target here is well under a
 minute for all 45 pairs on two CPU cores (``--threads 2``).

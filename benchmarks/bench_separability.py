@@ -5,7 +5,7 @@
 
 For each pair (default: all 45) the report's perceptron is trained first (1000-iteration cap, zero
 initial weights, on ``--device``) only to choose which LP form goes first, as the ``perceptron``
-task does; then :func:`harness.separability.decide_cached` runs in a pool of worker processes
+task does; then :func:`harness.algorithms.separability.decide_cached` runs in a pool of worker processes
 (HiGHS solves one LP per process). Prints each pair's verdict, form and solver seconds, and the
 totals. Verdicts land in the harness cache (``$HARNESS_DATA/separability``), where the
 ``perceptron`` suite finds them: a machine with many cores can decide all pairs once for every later
@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _pair_rows(pair: tuple[int, int]):
-    from harness import data, perceptron
+    from harness import data
+    from harness.algorithms import perceptron
 
     # The same rows as the perceptron suite's full profile: the whole training pool of harness.data.split.
     splits = data.split(data.load("mnist", log=lambda message: None), validation_split=0.0, seed=0)
@@ -34,7 +35,7 @@ def _pair_rows(pair: tuple[int, int]):
 
 
 def _decide(job: tuple[tuple[int, int], tuple[str, ...], float]) -> tuple[tuple[int, int], dict, float]:
-    from harness.separability import decide_cached
+    from harness.algorithms.separability import decide_cached
 
     pair, order, time_limit = job
     rows, signs = _pair_rows(pair)
@@ -55,7 +56,7 @@ def main() -> int:
     pairs = ([tuple(int(d) for d in item.split("-")) for item in args.pairs.split(",")] if args.pairs
              else list(combinations(range(10), 2)))
 
-    from harness import perceptron
+    from harness.algorithms import perceptron
 
     jobs = []
     for pair in pairs:

@@ -20,7 +20,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.suite import load_suite, suite_names  # noqa: E402
+from harness.suite.schema import load_suite, suite_names  # noqa: E402
 
 BATCH = 8
 ROUNDS = 5
@@ -51,7 +51,7 @@ def test_train_step(benchmark, spec):
 
     from harness.backends import get_backend
     from harness.backends.torch_backend import make_optimizer, to_nchw
-    from harness.suite import TrainSettings
+    from harness.suite.schema import TrainSettings
 
     backend = get_backend("torch")
     model = backend.build(spec, seed=0, device="cpu")

@@ -95,8 +95,9 @@ def checkout() -> Path | None:
 def client() -> Any:
     """A Docker SDK client that has answered a ping; UserError when there is no SDK or no daemon."""
     try:
-        import docker
         from docker.errors import DockerException
+
+        import docker
     except ImportError:
         raise UserError("the Docker SDK for Python is not installed: pip install 'harness[container]'") from None
     try:

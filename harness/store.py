@@ -18,9 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.cell import Cell, CellResult, nan_free
+from harness.cells import Cell, CellResult, StoredCell, nan_free
 from harness.errors import UserError
-from harness.tasks.base import StoredCell
 
 SCHEMA_VERSION = 1
 

@@ -1,4 +1,4 @@
-"""Tests for harness.benchmark_export: statistics agree with pytest-benchmark's own, and its CLI reads the files."""
+"""Tests for harness.compare.benchmark_export: statistics agree with pytest-benchmark's own, and its CLI reads the files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.benchmark_export import benchmark_stats, export, main, to_pytest_benchmark
+from harness.compare.benchmark_export import (
+    benchmark_stats,
+    export,
+    main,
+    to_pytest_benchmark,
+)
 from tests.test_regression import synthetic_run
 
 pytest_benchmark_stats = pytest.importorskip("pytest_benchmark.stats")

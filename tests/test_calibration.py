@@ -1,4 +1,4 @@
-"""Tests for harness.calibration: the workload's size, its timing with a fake clock, and merging."""
+"""Tests for harness.compare.calibration: the workload's size, its timing with a fake clock, and merging."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from harness import calibration
+from harness.compare import calibration
 
 pytest.importorskip("torch")
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from harness import cli
-from harness.baselines import read_baseline, resolve
-from harness.cell import Cell, CellResult
+from harness.cells import Cell, CellResult
 from harness.commands import baseline as baseline_command
 from harness.commands import compare as compare_command
 from harness.commands import history as history_command
+from harness.compare.baselines import read_baseline, resolve
 from harness.errors import RegressionFound, UserError
 from harness.store import ResultsStore, RunInfo, read_run_file, write_run_files
 

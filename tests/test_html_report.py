@@ -1,4 +1,4 @@
-"""Tests for harness.html_report: page content from a synthetic store, then a real page in Chromium.
+"""Tests for harness.report.html: page content from a synthetic store, then a real page in Chromium.
 
 The browser tests drive Debian's headless ``chromium`` over the DevTools protocol on a pipe
 (``--remote-debugging-pipe``: JSON messages separated by NUL bytes on file descriptors 3 and 4), so
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import html_report
-from harness.baselines import from_store
-from harness.cell import Cell, CellResult
-from harness.regression import compare
+from harness.cells import Cell, CellResult
+from harness.compare.baselines import from_store
+from harness.compare.regression import compare
+from harness.report import html as html_report
 from harness.store import ResultsStore, RunInfo, write_run_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -252,7 +252,7 @@ def test_the_checker_catches_a_broken_image_and_a_console_error(tmp_path):
 @needs_chromium
 def test_cnn_baseline_report_renders_in_chromium(reports, mnist, console, tmp_path):
     from harness.commands import run as run_command
-    from harness.overrides import Override
+    from harness.suite.overrides import Override
 
     # A real cnn_baseline run, trimmed to a few hundred images so the test stays quick.
     request = run_command.RunRequest("cnn_baseline", "smoke", reports=reports, overrides=[

@@ -13,9 +13,9 @@ from harness.backends import get_backend
 from harness.backends.base import SilentObserver
 from harness.data import Splits
 from harness.errors import UserError
-from harness.overrides import Override
-from harness.spec import ModelSpec
-from harness.suite import TrainSettings, load_suite
+from harness.suite.overrides import Override
+from harness.suite.schema import TrainSettings, load_suite
+from harness.suite.spec import ModelSpec
 from harness.tasks.mtl import MtlOptions, single_task_spec
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None

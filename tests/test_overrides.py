@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import UserError
-from harness.overrides import Override, apply_overrides, parse_value
+from harness.suite.overrides import Override, apply_overrides, parse_value
 
 
 @pytest.mark.parametrize("text, value", [("2", 2), ("0.5", 0.5), ("[0, 1]", [0, 1]), ("true", True),

@@ -1,11 +1,11 @@
-"""Tests for harness.pca on synthetic data whose principal axes and variances are known exactly."""
+"""Tests for harness.algorithms.pca on synthetic data whose principal axes and variances are known exactly."""
 
 import numpy as np
 import pytest
 from scipy.linalg import hadamard
 from scipy.stats import ortho_group
 
-from harness.pca import components_for, fit_pca, flatten
+from harness.algorithms.pca import components_for, fit_pca, flatten
 
 STDS = np.array([3.0, 2.0, 1.0])  # variances 9, 4, 1 along three hidden orthogonal axes
 
@@ -67,7 +67,7 @@ def test_pca_suite_smoke_matches_a_direct_fit(reports, mnist, console):
 
     from harness.commands import run as run_command
     from harness.commands.run import RunRequest
-    from harness.overrides import Override
+    from harness.suite.overrides import Override
 
     overrides = [Override("data.train_samples", 600), Override("data.test_samples", 300)]
     outcome = run_command.run(RunRequest("pca", "smoke", overrides=overrides, reports=reports), console)

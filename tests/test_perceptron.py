@@ -1,9 +1,9 @@
-"""Tests for harness.perceptron: the report's update rule on hand-made sets, against a NumPy reference."""
+"""Tests for harness.algorithms.perceptron: the report's update rule on hand-made sets, against a NumPy reference."""
 
 import numpy as np
 import pytest
 
-from harness.perceptron import accuracy, pair_data, predict, train
+from harness.algorithms.perceptron import accuracy, pair_data, predict, train
 
 LR = 0.5  # a power of two keeps every hand-computed weight exact in float32
 
@@ -152,7 +152,7 @@ def test_rejects_bad_arguments():
 
 
 def test_full_suite_plans_all_45_pairs_and_the_extra_curve_rates():
-    from harness.suite import load_suite
+    from harness.suite.schema import load_suite
     from harness.tasks import task_for
 
     suite = load_suite("perceptron", "full")
@@ -165,7 +165,7 @@ def test_full_suite_plans_all_45_pairs_and_the_extra_curve_rates():
 
 
 def test_report_verdicts_come_from_its_list_and_its_table():
-    from harness.suite import load_suite
+    from harness.suite.schema import load_suite
     from harness.tasks import task_for
 
     options = task_for("perceptron").options(load_suite("perceptron", "full"))
@@ -176,8 +176,8 @@ def test_report_verdicts_come_from_its_list_and_its_table():
 
 def test_a_pair_of_one_digit_is_a_user_error():
     from harness.errors import UserError
-    from harness.overrides import Override
-    from harness.suite import load_suite
+    from harness.suite.overrides import Override
+    from harness.suite.schema import load_suite
 
     with pytest.raises(UserError, match="two different digits 0-9, got \\[3, 3\\]"):
         load_suite("perceptron", "smoke", [Override("options.pairs", [[3, 3]])])
@@ -190,7 +190,7 @@ def test_perceptron_suite_smoke(reports, mnist, console):
 
     from harness.commands import run as run_command
     from harness.commands.run import RunRequest
-    from harness.overrides import Override
+    from harness.suite.overrides import Override
 
     overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500)]
     outcome = run_command.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports), console)

@@ -1,4 +1,4 @@
-"""Tests for harness.regression: threshold parsing, noise tests, and verdicts on synthetic runs.
+"""Tests for harness.compare.regression: threshold parsing, noise tests, and verdicts on synthetic runs.
 
 Synthetic runs are drawn from fixed random generators: accuracies over seeds with a spread of about
 0.15 points, timings with about 5 % multiplicative noise over repeats, so the noise tests have
@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.errors import UserError
-from harness.regression import (
+from harness.compare.regression import (
     CellSummary,
     EqualCheck,
     Outcome,
@@ -29,6 +28,7 @@ from harness.regression import (
     rank_test,
     time_scale,
 )
+from harness.errors import UserError
 
 MODELS = {"MLP": 1_796_010, "CNN": 185_066}
 

@@ -10,9 +10,9 @@ import pytest
 from harness.commands import run as run_command
 from harness.commands.run import RunRequest, request_from_arguments
 from harness.errors import UserError
-from harness.executor import InProcessExecutor
-from harness.overrides import Override
+from harness.executors.local import LocalExecutor, run_cell
 from harness.store import ResultsStore
+from harness.suite.overrides import Override
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +55,12 @@ def small(suite, **extra):
 
 
 def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, mnist, console):
-    class InterruptedOnThirdCell(InProcessExecutor):
-        calls = 0
-
-        def run(self, cell, context):
-            self.calls += 1
-            if self.calls == 3:
-                raise KeyboardInterrupt
-            return super().run(cell, context)
+    class InterruptedOnThirdCell(LocalExecutor):
+        def run(self, cells, context):
+            for number, (position, cell) in enumerate(cells, 1):
+                if number == 3:
+                    raise KeyboardInterrupt
+                yield position, cell, run_cell(cell, context)
 
     with pytest.raises(KeyboardInterrupt):
         run_command.run(small("mlp_depth", reports=reports), console, InterruptedOnThirdCell())

@@ -11,10 +11,16 @@ import csv
 import pytest
 from pydantic import ValidationError
 
+from harness.algorithms.search_space import (
+    SearchSpace,
+    TrialResult,
+    build_spec,
+    propose,
+    rank,
+)
 from harness.commands import run as run_command
 from harness.commands.run import RunRequest
-from harness.executor import InProcessExecutor
-from harness.search import SearchSpace, TrialResult, build_spec, propose, rank
+from harness.executors.local import LocalExecutor, run_cell
 from harness.store import ResultsStore
 from harness.tasks import search as search_task
 from harness.tasks.classify import spec_columns
@@ -121,14 +127,12 @@ def stubbed(monkeypatch):
     return trained
 
 
-class KilledOnFifthCell(InProcessExecutor):
-    calls = 0
-
-    def run(self, cell, context):
-        self.calls += 1
-        if self.calls == 5:
-            raise KeyboardInterrupt
-        return super().run(cell, context)
+class KilledOnFifthCell(LocalExecutor):
+    def run(self, cells, context):
+        for number, (position, cell) in enumerate(cells, 1):
+            if number == 5:
+                raise KeyboardInterrupt
+            yield position, cell, run_cell(cell, context)
 
 
 def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubbed, console):

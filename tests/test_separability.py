@@ -1,12 +1,12 @@
-"""Tests for harness.separability: both LP forms on small sets whose answer is known, and the cache."""
+"""Tests for harness.algorithms.separability: both LP forms on small sets whose answer is known, and the cache."""
 
 import json
 
 import numpy as np
 import pytest
 
-from harness import separability
-from harness.separability import data_hash, decide, decide_cached
+from harness.algorithms import separability
+from harness.algorithms.separability import data_hash, decide, decide_cached
 
 XOR_ROWS = np.array([[0, 0], [1, 1], [1, 0], [0, 1]], dtype=np.float64)
 XOR_SIGNS = np.array([-1, -1, 1, 1], dtype=np.float64)

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from harness.cell import Cell, CellResult
+from harness.cells import Cell, CellResult
 from harness.errors import UserError
 from harness.store import ResultsStore, RunInfo, read_run_file, write_run_files
 
@@ -58,7 +58,7 @@ def test_a_store_from_a_newer_harness_is_refused(tmp_path):
 def test_run_files_are_written_whole_and_read_back(tmp_path):
     cell = make_cell()
     result = CellResult("ok", {"suite": "s", "model": "m", "test_accuracy": float("nan"), "params": 10})
-    from harness.tasks.base import StoredCell
+    from harness.cells import StoredCell
 
     write_run_files(tmp_path, make_run(), [StoredCell(cell, result)], ("suite", "model", "params"))
     assert (tmp_path / "results.csv").read_text().splitlines() == ["suite,model,params,test_accuracy", "s,m,10,"]

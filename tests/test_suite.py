@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import UserError
-from harness.overrides import Override
-from harness.suite import load_suite, suite_names
+from harness.suite.overrides import Override
+from harness.suite.schema import load_suite, suite_names
 
 GOOD = """
 title = "tiny"

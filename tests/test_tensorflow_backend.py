@@ -23,8 +23,8 @@ from harness.backends import get_backend
 from harness.backends.base import EpochMetrics, NonFiniteLoss, SilentObserver
 from harness.data import Splits
 from harness.errors import UserError
-from harness.spec import ModelSpec
-from harness.suite import TrainSettings, load_suite
+from harness.suite.schema import TrainSettings, load_suite
+from harness.suite.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -303,7 +303,7 @@ def test_a_torch_run_never_imports_tensorflow():
         import harness.backends.tensorflow_backend  # the module alone must not load the framework
         from harness.backends import get_backend
         from harness.backends.base import SilentObserver
-        from harness.suite import TrainSettings
+        from harness.suite.schema import TrainSettings
         sys.path.insert(0, "tests")
         from test_tensorflow_backend import MIXED, synthetic_splits
 

@@ -10,7 +10,7 @@ from harness.backends import get_backend
 from harness.backends.base import SilentObserver
 from harness.data import Splits
 from harness.errors import UserError
-from harness.suite import TrainSettings
+from harness.suite.schema import TrainSettings
 from tests.test_spec import report_models
 
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import json
+import os
 
 import numpy as np
 import pytest
 
 from harness import checkpoints
 from harness.backends import get_backend
-from harness.cell import Cell, CellResult
+from harness.cells import Cell, CellResult
 from harness.errors import UserError
-from harness.overrides import Override
-from harness.spec import ModelSpec
 from harness.store import ResultsStore, RunInfo, now, write_run_files
-from harness.suite import load_suite
+from harness.suite.overrides import Override
+from harness.suite.schema import load_suite
+from harness.suite.spec import ModelSpec
 from harness.tasks.visualize import TASK as VISUALIZE
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None

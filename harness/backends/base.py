@@ -1,6 +1,6 @@
 """The interface a framework backend implements.
 
-A backend builds a :class:`~harness.spec.ModelSpec`, trains it with the suite's settings on in-memory
+A backend builds a :class:`~harness.suite.spec.ModelSpec`, trains it with the suite's settings on in-memory
 arrays, and predicts. Data arrives as NumPy arrays, images channels-last ``(N, H, W, C)`` float32 in
 [0, 1] and labels int64; a backend moves them to its device once, before the first batch.
 """
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from harness.data import Splits
-    from harness.spec import ModelSpec
-    from harness.suite import TrainSettings
+    from harness.suite.schema import TrainSettings
+    from harness.suite.spec import ModelSpec
 
 
 @dataclass(frozen=True)

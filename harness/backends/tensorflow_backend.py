@@ -25,16 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, framework_threads, nvidia_driver
+from harness.backends.base import (
+    Backend,
+    EpochMetrics,
+    FitResult,
+    NonFiniteLoss,
+    TrainObserver,
+    framework_threads,
+    nvidia_driver,
+)
 from harness.errors import UserError
-from harness.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+from harness.suite.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
 if TYPE_CHECKING:
     import keras
 
     from harness.data import Splits
-    from harness.spec import ModelSpec
-    from harness.suite import TrainSettings
+    from harness.suite.schema import TrainSettings
+    from harness.suite.spec import ModelSpec
 
 _TF_DEVICES = {"cpu": "/CPU:0", "cuda": "/GPU:0"}
 WEIGHTS_FILE = "model.keras"

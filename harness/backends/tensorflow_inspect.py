@@ -17,7 +17,7 @@ from harness.backends.tensorflow_backend import _import_frameworks, device_scope
 if TYPE_CHECKING:
     import keras
 
-    from harness.spec import ModelSpec
+    from harness.suite.spec import ModelSpec
 
 # tf.math.l2_normalize's default floor on the squared norm (Chollet's normalisation).
 L2_EPSILON = 1e-12

@@ -14,17 +14,28 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.backends.base import EpochMetrics, MultiTaskEpoch, MultiTaskFit, TrainObserver, observed_head
-from harness.backends.tensorflow_backend import (_import_frameworks, build_model, device_scope, make_optimizer,
-                                                progress_callback_class)
+from harness.backends.base import (
+    EpochMetrics,
+    MultiTaskEpoch,
+    MultiTaskFit,
+    TrainObserver,
+    observed_head,
+)
+from harness.backends.tensorflow_backend import (
+    _import_frameworks,
+    build_model,
+    device_scope,
+    make_optimizer,
+    progress_callback_class,
+)
 
 if TYPE_CHECKING:
     import keras
 
     from harness.backends.base import Head
     from harness.data import Splits
-    from harness.spec import ModelSpec
-    from harness.suite import TrainSettings
+    from harness.suite.schema import TrainSettings
+    from harness.suite.spec import ModelSpec
 
 
 def output_name(index: int) -> str:

@@ -17,14 +17,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.backends.base import Backend, EpochMetrics, FitResult, NonFiniteLoss, TrainObserver, framework_threads, nvidia_driver
+from harness.backends.base import (
+    Backend,
+    EpochMetrics,
+    FitResult,
+    NonFiniteLoss,
+    TrainObserver,
+    framework_threads,
+    nvidia_driver,
+)
 from harness.errors import UserError
-from harness.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+from harness.suite.spec import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
 if TYPE_CHECKING:
     from harness.data import Splits
-    from harness.spec import ModelSpec
-    from harness.suite import TrainSettings
+    from harness.suite.schema import TrainSettings
+    from harness.suite.spec import ModelSpec
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softmax": lambda: nn.Softmax(dim=1)}
 KERAS_ADAM_EPSILON = 1e-7

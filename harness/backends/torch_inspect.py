@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from harness.backends.torch_backend import _activation, to_nchw
-from harness.spec import Activation, Conv2D, Dense
+from harness.suite.spec import Activation, Conv2D, Dense
 
 if TYPE_CHECKING:
-    from harness.spec import ModelSpec
+    from harness.suite.spec import ModelSpec
 
 # tf.math.l2_normalize's floor on the squared norm: a zero gradient stays zero instead of dividing by 0.
 L2_EPSILON = 1e-12

@@ -17,15 +17,27 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.backends.base import (EpochMetrics, MultiTaskEpoch, MultiTaskFit, NonFiniteLoss, TrainObserver,
-                                   observed_head)
-from harness.backends.torch_backend import batch_weighted_mean, build_module, make_optimizer, synchronize, to_nchw
+from harness.backends.base import (
+    EpochMetrics,
+    MultiTaskEpoch,
+    MultiTaskFit,
+    NonFiniteLoss,
+    TrainObserver,
+    observed_head,
+)
+from harness.backends.torch_backend import (
+    batch_weighted_mean,
+    build_module,
+    make_optimizer,
+    synchronize,
+    to_nchw,
+)
 
 if TYPE_CHECKING:
     from harness.backends.base import Head
     from harness.data import Splits
-    from harness.spec import ModelSpec
-    from harness.suite import TrainSettings
+    from harness.suite.schema import TrainSettings
+    from harness.suite.spec import ModelSpec
 
 
 class MultiHead(nn.Module):

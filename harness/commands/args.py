@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.errors import UserError
-from harness.overrides import Override
+from harness.suite.overrides import Override
 
 
 @dataclass

@@ -7,7 +7,7 @@ compared with the newest finished run of that suite and profile in the store.
 
 Thresholds come from the suite's [regression] table (default test_accuracy:-1.0,train_seconds:+10%);
 fail= replaces those of the metrics it names. A change counts only beyond both its threshold and the
-noise (see harness.regression).
+noise (see harness.compare.regression).
 """
 
 from __future__ import annotations
@@ -20,11 +20,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness import baselines
 from harness.commands.args import option_help, parse_arguments
 from harness.commands.run import reports_dir
+from harness.compare import baselines
+from harness.compare.regression import (
+    Comparison,
+    Outcome,
+    RunResults,
+    Verdict,
+    compare,
+    parse_checks,
+    unit,
+)
 from harness.errors import RegressionFound, UserError
-from harness.regression import Comparison, Outcome, RunResults, Verdict, compare, parse_checks, unit
 from harness.store import ResultsStore, atomic_write
 
 OPTIONS = {

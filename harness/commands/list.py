@@ -10,7 +10,7 @@ from rich.table import Table
 
 from harness.commands.args import option_help, parse_arguments
 from harness.errors import UserError
-from harness.suite import Suite, load_suite, suite_names
+from harness.suite.schema import Suite, load_suite, suite_names
 
 
 def suites() -> list[Suite]:

@@ -17,15 +17,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness import baselines, benchmark_export, calibration, html_report
 from harness.commands import compare as compare_command
 from harness.commands import run as run_command
 from harness.commands.args import option_help, parse_arguments
+from harness.compare import baselines, benchmark_export, calibration
+from harness.compare.regression import Comparison, RunResults, compare, parse_checks
 from harness.errors import RegressionFound, UserError
-from harness.overrides import Override
-from harness.regression import Comparison, RunResults, compare, parse_checks
+from harness.report import html as html_report
 from harness.store import ResultsStore, atomic_write
-from harness.suite import load_suite
+from harness.suite.overrides import Override
+from harness.suite.schema import load_suite
 
 DEFAULT_SUITES = ("mlp_baseline", "cnn_baseline")
 OPTIONS = {

@@ -13,7 +13,7 @@ from harness.commands.args import option_help, parse_arguments
 from harness.commands.run import reports_dir
 from harness.errors import UserError
 from harness.store import ResultsStore, write_run_files
-from harness.suite import Suite, validate_suite
+from harness.suite.schema import Suite, validate_suite
 from harness.tasks import task_for
 
 OPTIONS = {
@@ -39,7 +39,7 @@ def render(suite_name: str, run_id: str | None, reports: Path, console: Console)
         folder = run.folder(reports)
         write_run_files(folder, run, cells, task.columns)
         task.render(suite, cells, folder, console)
-    from harness import html_report
+    from harness.report import html as html_report
 
     html_report.write_report(reports, run.run_id)
     return folder

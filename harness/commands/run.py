@@ -17,16 +17,16 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import environment
-from harness.cell import Cell
+from harness.cells import Cell, RunContext
 from harness.commands.args import option_help, parse_arguments
 from harness.errors import CellsFailed, UserError
-from harness.executor import Executor, InProcessExecutor
-from harness.overrides import Override
+from harness.executors import Executor, executor_named
 from harness.progress import RunProgress
 from harness.store import ResultsStore, RunInfo, now, point_latest, write_run_files
-from harness.suite import BACKEND_NAMES, Suite, load_suite
+from harness.suite.overrides import Override
+from harness.suite.schema import BACKEND_NAMES, Suite, load_suite
 from harness.tasks import task_for
-from harness.tasks.base import RunContext, Task
+from harness.tasks.base import Task
 
 OPTIONS = {
     "suite": "suite name (harness list) or path to a .toml file",
@@ -178,7 +178,7 @@ def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict) 
 
 def run(request: RunRequest, console: Console, executor: Executor | None = None) -> RunOutcome:
     """Run a suite; returns where its results are. Tests call this directly."""
-    executor = executor or InProcessExecutor()
+    executor = executor or executor_named("local")
     suite, task, cells = plan(request)
     if not cells:
         raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
@@ -188,7 +188,7 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
     if task.uses_backends and any(cell.backend == "torch" for cell in cells):
         # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
         # before and after the cells lets compare tell a busy or slower machine from slower code.
-        from harness import calibration
+        from harness.compare import calibration
 
         env["calibration"] = calibration.calibrate(calibration_device)
     if task.uses_dataset:
@@ -210,9 +210,8 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
                       f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
         failed: list[str] = []
         with RunProgress(console, len(todo)) as progress:
-            context = RunContext(folder, progress)
-            for position, cell in todo:
-                result = executor.run(cell, context)
+            context = RunContext(folder, progress, request.reports)
+            for position, cell, result in executor.run(todo, context):
                 store.save_cell(run_info.run_id, position, cell, result)
                 write_run_files(folder, run_info, store.cells(run_info.run_id), task.columns)
                 if result.ok:
@@ -223,14 +222,14 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         stored = store.cells(run_info.run_id)
         status = "failed" if any(not s.result.ok for s in stored) else "complete"
         if "calibration" in env and todo:
-            from harness import calibration
+            from harness.compare import calibration
 
             env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
         store.update_run(run_info.run_id, status=status, environment=env if todo else None)
         run_info = store.run(run_info.run_id)
         write_run_files(folder, run_info, stored, task.columns)
         task.render(suite, stored, folder, console)
-    from harness import html_report
+    from harness.report import html as html_report
 
     html_report.write_report(request.reports, run_info.run_id)
     return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)

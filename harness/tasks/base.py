@@ -3,54 +3,23 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.cell import Cell, CellResult
+from harness.cells import Cell, CellResult, RunContext, StoredCell
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.progress import RunProgress
-    from harness.suite import Suite
+    from harness.suite.schema import Suite
 
 
 class NoOptions(BaseModel):
     """A task without options of its own."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-@dataclass
-class RunContext:
-    """What a cell may use while it runs: where to put files, and how to report progress."""
-
-    run_dir: Path
-    progress: "RunProgress"
-    #: Follows the current cell's training (epochs, batches); set by the runner before each cell.
-    observer: Any = None
-
-    def artifact_dir(self, cell: Cell) -> Path:
-        """A folder of this cell's own, for figures and saved weights."""
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.key.replace("|", "__"))
-        path = self.run_dir / "cells" / safe
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-@dataclass(frozen=True)
-class StoredCell:
-    """A finished cell as read back from the results store."""
-
-    cell: Cell
-    result: CellResult
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return self.result.record
 
 
 class Task(ABC):

@@ -16,17 +16,17 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness import plots, tables
 from harness.backends.base import SilentObserver
-from harness.cell import Cell, CellResult
-from harness.tasks.base import RunContext, StoredCell, Task
+from harness.cells import Cell, CellResult, RunContext, StoredCell
+from harness.report import plots, tables
+from harness.tasks.base import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from harness.backends.base import Backend, TrainObserver
     from harness.data import Splits
-    from harness.suite import ModelEntry, Suite
+    from harness.suite.schema import ModelEntry, Suite
 
 
 class ClassifyOptions(BaseModel):
@@ -144,7 +144,7 @@ class ClassifyTask(Task):
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.backends import get_backend
-        from harness.suite import Suite
+        from harness.suite.schema import Suite
 
         suite = Suite.model_validate(cell.config)
         model_spec = suite.model(cell.model)

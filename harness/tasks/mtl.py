@@ -23,20 +23,33 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from harness import plots, tables
-from harness.cell import Cell, CellResult
-from harness.spec import Dense, Layer, ModelSpec
-from harness.tasks.base import RunContext, StoredCell, Task
-from harness.tasks.classify import accuracy, class_names, confusion, records_frame, suite_splits
+from harness.cells import Cell, CellResult, RunContext, StoredCell
+from harness.report import plots, tables
+from harness.suite.spec import Dense, Layer, ModelSpec
+from harness.tasks.base import Task
+from harness.tasks.classify import (
+    accuracy,
+    class_names,
+    confusion,
+    records_frame,
+    suite_splits,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from harness.backends.base import Head
     from harness.data import Splits
-    from harness.suite import Suite
+    from harness.suite.schema import Suite
 
 CLASSES = 10  # both datasets of the harness have 10 labels
 STL_MODELS = ("STL task 1", "STL task 2")
@@ -184,7 +197,7 @@ class MtlTask(Task):
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.backends import get_backend
-        from harness.suite import Suite
+        from harness.suite.schema import Suite
 
         suite = Suite.model_validate(cell.config)
         options = self.options(suite)

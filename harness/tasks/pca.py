@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness import plots, tables
-from harness.cell import Cell, CellResult
-from harness.tasks.base import RunContext, StoredCell, Task
+from harness.cells import Cell, CellResult, RunContext, StoredCell
+from harness.report import plots, tables
+from harness.tasks.base import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.suite import Suite
+    from harness.suite.schema import Suite
 
 SETS = ("train", "test")
 SetName = Literal["train", "test"]
@@ -71,8 +71,9 @@ class PCATask(Task):
         return [Cell(suite.name, self.name, name, "scikit-learn", "cpu", 0, config) for name in sets]
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness import data, pca
-        from harness.suite import Suite
+        from harness import data
+        from harness.algorithms import pca
+        from harness.suite.schema import Suite
 
         suite = Suite.model_validate(cell.config)
         options = self.options(suite)

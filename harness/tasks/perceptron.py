@@ -1,11 +1,11 @@
 """The perceptron task (report Task 2): one perceptron per digit pair, and an exact separability check.
 
 Cells are pair x device x seed at the suite's learning rate (the "table" cells), plus the learning-
-curve pairs at each of the other curve learning rates. A cell trains :mod:`harness.perceptron` on
+curve pairs at each of the other curve learning rates. A cell trains :mod:`harness.algorithms.perceptron` on
 every training image of the two digits (the training pool of ``harness.data.split``; a validation
 share, if the suite sets one, is left unused) and measures train and test accuracy. A table cell
 also decides by linear programming whether the pair's training set is linearly separable
-(:mod:`harness.separability`, cached per data hash), so the perceptron's verdict ("converged") can
+(:mod:`harness.algorithms.separability`, cached per data hash), so the perceptron's verdict ("converged") can
 be checked against the truth, and so can the report's.
 
 Rendering writes Table 2.1 mirrored with the report's numbers, a table of every pair with both
@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness import plots, tables
-from harness.cell import Cell, CellResult
+from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
-from harness.tasks.base import RunContext, StoredCell, Task
+from harness.report import plots, tables
+from harness.tasks.base import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.suite import Suite
+    from harness.suite.schema import Suite
 
 Pair = tuple[int, int]
 ALL_PAIRS: list[Pair] = list(combinations(range(10), 2))
@@ -141,9 +141,9 @@ class PerceptronTask(Task):
                                          for pair, rate in dict.fromkeys(wanted)])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness import perceptron
+        from harness.algorithms import perceptron
         from harness.backends import get_backend
-        from harness.suite import Suite
+        from harness.suite.schema import Suite
         from harness.tasks.classify import suite_splits
 
         suite = Suite.model_validate(cell.config)
@@ -185,7 +185,7 @@ class PerceptronTask(Task):
     @staticmethod
     def _separability(rows: np.ndarray, signs: np.ndarray, pair: Pair, converged: bool, suite: "Suite",
                       options: PerceptronOptions, artifacts: dict[str, Any]) -> dict[str, Any]:
-        from harness.separability import decide_cached
+        from harness.algorithms.separability import decide_cached
 
         # The form that proves the likely answer goes first: the other may spend its whole limit.
         order = ("direct", "hull") if converged else ("hull", "direct")

@@ -3,7 +3,7 @@
 Cells, all on the suite's matrix (backend x device x seed), run in this order:
 
 1. ``model`` cells: the suite's fixed models (the baseline), trained in full like a classify cell;
-2. ``trial`` cells: every architecture :func:`harness.search.propose` draws from the space, trained
+2. ``trial`` cells: every architecture :func:`harness.algorithms.search_space.propose` draws from the space, trained
    for ``trial_epochs``; each writes ``trial.json`` (its validation accuracy) into its cell folder;
 3. ``retrain`` cells: for each depth, the best and the worst trial by validation accuracy, trained
    in full (the suite's epochs). A retrain cell reads the ``trial.json`` files of its own backend,
@@ -24,15 +24,22 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from harness import plots, tables
-from harness.cell import Cell, CellResult
-from harness.search import SearchSpace, Trial, TrialResult, propose, rank, trial_name
-from harness.tasks.base import RunContext, StoredCell, Task
+from harness.algorithms.search_space import (
+    SearchSpace,
+    Trial,
+    TrialResult,
+    propose,
+    rank,
+    trial_name,
+)
+from harness.cells import Cell, CellResult, RunContext, StoredCell
+from harness.report import plots, tables
+from harness.tasks.base import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.suite import ModelEntry, Suite
+    from harness.suite.schema import ModelEntry, Suite
 
 RANKS = ("best", "worst")
 TRIAL_FILE = "trial.json"
@@ -83,7 +90,7 @@ class SearchTask(Task):
         return self.matrix_cells(suite, [(name, {"phase": phase}) for name, phase in named])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness.suite import ModelEntry, Suite
+        from harness.suite.schema import ModelEntry, Suite
 
         suite = Suite.model_validate(cell.config)
         options = self.options(suite)

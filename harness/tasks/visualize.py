@@ -22,13 +22,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
 
-from harness import grids, tables
-from harness.cell import Cell, CellResult
+from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
-from harness.spec import Conv2D, ModelSpec
-from harness.tasks.base import RunContext, StoredCell, Task
+from harness.report import grids, tables
+from harness.suite.spec import Conv2D, ModelSpec
+from harness.tasks.base import Task
 from harness.tasks.classify import accuracy, suite_splits, train_and_measure
 
 if TYPE_CHECKING:
@@ -36,7 +44,7 @@ if TYPE_CHECKING:
 
     from harness.backends.base import Backend
     from harness.data import Splits
-    from harness.suite import Suite
+    from harness.suite.schema import Suite
 
 #: Filter visualisation starts from uniform noise over the whole pixel range: on grey noise with little
 #: spread (Chollet's 0.4-0.6) half the ReLU filters of a small CNN are silent everywhere, so have no gradient.
@@ -168,7 +176,7 @@ class VisualizeTask(Task):
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.backends import get_backend
-        from harness.suite import Suite
+        from harness.suite.schema import Suite
 
         suite = Suite.model_validate(cell.config)
         options = self.options(suite)

@@ -1,6 +1,6 @@
 """Export a run's timings in pytest-benchmark's JSON format, so its tools read harness results.
 
-    python -m harness.benchmark_export SOURCE OUT.json [metric=train_seconds]
+    python -m harness.compare.benchmark_export SOURCE OUT.json [metric=train_seconds]
     pytest-benchmark compare OLD.json OUT.json        (or --benchmark-compare in a pytest run)
 
 SOURCE is anything ``harness compare`` reads (run id, results.json, run folder, baseline file). Each
@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.compare.regression import RunResults, SampleStats, Side
 from harness.errors import UserError
-from harness.regression import RunResults, SampleStats, Side
 from harness.store import atomic_write
 
 #: The pytest-benchmark data format these files follow (its JSON 'version' field).
@@ -130,9 +130,9 @@ def export(results: RunResults, path: Path, metric: str = "train_seconds") -> Pa
 
 
 def main(argv: list[str]) -> int:
-    """``python -m harness.benchmark_export SOURCE OUT.json [metric=NAME] [reports=DIR]``."""
-    from harness.baselines import resolve
+    """``python -m harness.compare.benchmark_export SOURCE OUT.json [metric=NAME] [reports=DIR]``."""
     from harness.commands.run import reports_dir
+    from harness.compare.baselines import resolve
 
     options = dict(arg.split("=", 1) for arg in argv if "=" in arg)
     positional = [arg for arg in argv if "=" not in arg]

@@ -16,7 +16,7 @@ say it is real: timings (skewed, outlier-prone) with a one-sided Mann-Whitney U 
 (accuracy over seeds) with a one-sided Welch t-test. When either side has a single measurement there
 is no spread to test; a timing is then held against the machine's jitter during the run (the spread
 of its calibration samples), and without a calibration the threshold alone decides. The verdict
-says which. Timings are scaled by the runs' calibration workloads (:mod:`harness.calibration`), so
+says which. Timings are scaled by the runs' calibration workloads (:mod:`harness.compare.calibration`), so
 "seconds here" become "seconds on the baseline's machine, as busy as it was then". Measured on the
 shared development machine over nine pairs of real runs, three with an injected 30 % slowdown: raw
 seconds caught one slowdown and called plain pairs -48 % "improved"; per-epoch samples scaled by
@@ -24,7 +24,7 @@ the calibration caught two (the third at +28 %, within noise) and raised no fals
 ``normalize=auto`` runs of one machine stay unscaled, but a timing regression must then also
 survive the scaling (a busy machine is not blamed on the code).
 
-This module only judges; loading runs and baseline files lives in :mod:`harness.baselines`, and output
+This module only judges; loading runs and baseline files lives in :mod:`harness.compare.baselines`, and output
 in the commands.
 """
 

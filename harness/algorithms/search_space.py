@@ -3,7 +3,7 @@
 A :class:`SearchSpace` declares the depths to try, the width choices of every hidden layer (units
 of a dense layer, filters of a convolution), the kernel sizes (CNNs) and how many trials to draw per
 depth. :func:`propose` samples the trials with optuna's seeded random sampler, as keras-tuner's
-random search did for the report, and returns them as :class:`~harness.spec.ModelSpec` layer lists,
+random search did for the report, and returns them as :class:`~harness.suite.spec.ModelSpec` layer lists,
 so either backend can train them. Each depth has its own sampler seeded from (seed, depth): the same
 space always proposes the same trials, which is what lets an interrupted search resume, and adding a
 depth or more trials leaves the earlier proposals unchanged. :func:`rank` orders finished trials by
@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from harness.spec import ModelSpec
+from harness.suite.spec import ModelSpec
 
 INPUT_SIDE = 28
 CLASSES = 10

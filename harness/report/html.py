@@ -18,10 +18,17 @@ from typing import Any
 
 import pandas as pd
 
-from harness import baselines
-from harness.regression import Comparison, Outcome, RunResults, SampleStats, flatten, unit
+from harness.compare import baselines
+from harness.compare.regression import (
+    Comparison,
+    Outcome,
+    RunResults,
+    SampleStats,
+    flatten,
+    unit,
+)
+from harness.report.tables import format_cell
 from harness.store import ResultsStore, RunInfo, atomic_write
-from harness.tables import format_cell
 
 PAGE = "report.html"
 INDEX = "index.html"

@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.cell import nan_free
+from harness.cells import StoredCell, nan_free
+from harness.compare.regression import CellSummary, RunResults, SampleStats, Side
 from harness.errors import UserError
-from harness.regression import CellSummary, RunResults, SampleStats, Side
 from harness.store import ResultsStore, RunInfo, atomic_write, now, read_run_file
-from harness.tasks.base import StoredCell
 
 FORMAT = "harness-baseline"
 SCHEMA_VERSION = 1

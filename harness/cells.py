@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.progress import RunProgress
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,37 @@ class CellResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass
+class RunContext:
+    """What a cell may use while it runs: where to put files, and how to report progress."""
+
+    run_dir: Path
+    progress: "RunProgress"
+    #: The reports folder the run lives in (where other runs, e.g. ``options.from_run``, are looked up).
+    reports: Path
+    #: Follows the current cell's training (epochs, batches); set by the runner before each cell.
+    observer: Any = None
+
+    def artifact_dir(self, cell: Cell) -> Path:
+        """A folder of this cell's own, for figures and saved weights."""
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.key.replace("|", "__"))
+        path = self.run_dir / "cells" / safe
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass(frozen=True)
+class StoredCell:
+    """A finished cell as read back from the results store."""
+
+    cell: Cell
+    result: CellResult
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.result.record
 
 
 def nan_free(value: Any) -> Any:

@@ -5,7 +5,7 @@ matrix multiply (dense layers) and a 3x3 convolution over an MNIST-sized batch (
 timed the way the training loop is (same framework, same thread count, device synchronised before the
 clock is read), warmed up first, and repeated; the median is the run's calibration. A comparison of
 runs from two machines multiplies the current run's timings by ``baseline_seconds / current_seconds``
-(:func:`harness.regression.time_scale`), turning "seconds here" into "seconds on the baseline machine".
+(:func:`harness.compare.regression.time_scale`), turning "seconds here" into "seconds on the baseline machine".
 
 The workload must never change silently: a different workload is a different unit, so it carries a
 ``version``, and timings are only scaled between calibrations of the same version.

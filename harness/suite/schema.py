@@ -16,12 +16,20 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from harness.compare.regression import RegressionSettings
 from harness.errors import UserError
-from harness.overrides import Override, apply_overrides
-from harness.regression import RegressionSettings
-from harness.spec import ModelSpec
+from harness.suite.overrides import Override, apply_overrides
+from harness.suite.spec import ModelSpec
 
 TASKS = ("classify", "pca", "perceptron", "search", "visualize", "mtl")
 BACKEND_NAMES = ("torch", "tensorflow")
@@ -231,7 +239,7 @@ def _name_models(location: list[str], raw: Any) -> list[str]:
 
 
 def _layer_types() -> tuple[str, ...]:
-    from harness.spec import LAYER_TYPES
+    from harness.suite.spec import LAYER_TYPES
 
     return LAYER_TYPES
 
@@ -243,7 +251,7 @@ def _allowed_keys(error: ValidationError, loc: tuple) -> str:
 
 def _model_at(title: str, loc: tuple) -> type[BaseModel] | None:
     """The pydantic model class that owns the field at ``loc`` (for the list of allowed keys)."""
-    from harness import spec
+    from harness.suite import spec
 
     roots: dict[str, type[BaseModel]] = {"Suite": Suite}
     model: type[BaseModel] | None = roots.get(title)

@@ -1,0 +1,1 @@
+"""Comparing runs: regression checks and statistics, baselines, machine calibration, pytest-benchmark export."""

@@ -1,0 +1,15 @@
+"""Datasets: fetched and verified on disk (:mod:`.fetch`), read and split in memory (:mod:`.idx`)."""
+
+from harness.data.fetch import (
+           DATASETS,
+           DataError,
+           DatasetInfo,
+           data_dir,
+           ensure,
+           fetch_all,
+           verify,
+)
+from harness.data.idx import Dataset, Splits, load, read_idx, split
+
+__all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "Splits", "data_dir", "ensure", "fetch_all", "load",
+           "read_idx", "split", "verify"]

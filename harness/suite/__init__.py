@@ -1,0 +1,1 @@
+"""Suites: the framework-neutral model spec, overrides, the suite schema and loading."""
