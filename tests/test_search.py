@@ -11,6 +11,7 @@ import csv
 import pytest
 from pydantic import ValidationError
 
+from harness import runner
 from harness.algorithms.search_space import (
     SearchSpace,
     TrialResult,
@@ -18,9 +19,8 @@ from harness.algorithms.search_space import (
     propose,
     rank,
 )
-from harness.commands import run as run_command
-from harness.commands.run import RunRequest
 from harness.executors.local import LocalExecutor, run_cell
+from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.tasks import search as search_task
 from harness.tasks.classify import spec_columns
@@ -142,11 +142,11 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubb
     request = RunRequest(str(suite_file), "smoke", reports=reports)
 
     with pytest.raises(KeyboardInterrupt):
-        run_command.run(request, console, KilledOnFifthCell())
+        runner.run(request, console, KilledOnFifthCell())
     assert stubbed == ["depth 1 trial 1", "depth 1 trial 2", "depth 1 trial 3", "depth 2 trial 1"]
 
     stubbed.clear()
-    outcome = run_command.run(RunRequest(str(suite_file), "smoke", reports=reports), console)
+    outcome = runner.run(RunRequest(str(suite_file), "smoke", reports=reports), console)
     assert (outcome.ran, outcome.skipped) == (6, 4)
     assert stubbed == ["depth 2 trial 2", "depth 2 trial 3",
                        "depth 1 best", "depth 1 worst", "depth 2 best", "depth 2 worst"]
