@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -23,8 +24,11 @@ from harness.progress import RunProgress
 from harness.store import ResultsStore, RunInfo, now, write_run_files
 from harness.suite.overrides import Override
 from harness.suite.schema import Suite
-from harness.tasks import load_suite, task_for
+from harness.tasks import load_suite, task_for, validate_suite
 from harness.tasks.base import Task
+
+if TYPE_CHECKING:
+    from harness.compare.regression import Comparison
 
 
 @dataclass
@@ -153,9 +157,21 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
             env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
         store.update_run(run_info.run_id, status=status, environment=env if todo else None)
         run_info = store.run(run_info.run_id)
-        write_run_files(folder, run_info, stored, task.columns)
-        task.render(suite, stored, folder, console)
+        render_run(store, request.reports, run_info, console)
+    return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)
+
+
+def render_run(store: ResultsStore, reports: Path, run: RunInfo, console: Console | None,
+               comparison: "Comparison | None" = None) -> Path:
+    """Write a stored run's results files, its task's tables and figures, and its HTML page; returns
+    its folder. Reads the store only: rendering never retrains."""
     from harness.report import html as html_report
 
-    html_report.write_report(request.reports, run_info.run_id)
-    return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)
+    suite = validate_suite(run.config, f"run {run.run_id}")  # the settings the run used, unchanged
+    task = task_for(suite.task)
+    cells = store.cells(run.run_id)
+    folder = run.folder(reports)
+    write_run_files(folder, run, cells, task.columns)
+    tables = task.render(suite, cells, folder, console)
+    html_report.write_report(store, reports, run.run_id, tables, comparison)
+    return folder

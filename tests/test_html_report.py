@@ -20,12 +20,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.cells import Cell, CellResult
 from harness.compare.baselines import from_store
 from harness.compare.regression import compare
 from harness.report import html as html_report
+from harness.report.tables import Table
 from harness.store import ResultsStore, RunInfo, write_run_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -52,13 +54,20 @@ def synthetic_run(reports: Path, run_id: str, minute: int, accuracy: float) -> R
         run = store.run(run_id)
         folder = run.folder(reports)
         write_run_files(folder, run, store.cells(run_id), ["model"])
-    (folder / "table.md").write_text("## Demo table\n\n| Model | Test acc % | Report test % |\n|---|---:|---:|\n\n"
-                                     "Accuracies in percent.\n")
-    (folder / "table.csv").write_text(f"Model,Test acc %,Report test %\nMLP,{accuracy},97.69\n")
     (folder / "cells" / "c0").mkdir(parents=True)
     (folder / "cells" / "c0" / "learning_curves.png").write_bytes(PIXEL)
     (folder / "accuracy_vs_params.png").write_bytes(PIXEL)
     return run
+
+
+def demo_table(accuracy: float) -> Table:
+    frame = pd.DataFrame({"Model": ["MLP"], "Test acc %": [accuracy], "Report test %": [97.69]})
+    return Table("table", "Demo table", frame, "Accuracies in percent.")
+
+
+def write_report(reports: Path, run_id: str, accuracy: float, comparison=None) -> Path:
+    with ResultsStore(reports / "results.db") as store:
+        return html_report.write_report(store, reports, run_id, [demo_table(accuracy)], comparison)
 
 
 def test_run_page_embeds_every_figure_and_shows_tables_comparison_history_environment(reports):
@@ -66,7 +75,7 @@ def test_run_page_embeds_every_figure_and_shows_tables_comparison_history_enviro
     run = synthetic_run(reports, "r2", 2, 95.0)
     with ResultsStore(reports / "results.db") as store:
         comparison = compare(from_store(store, "r1"), from_store(store, "r2"))
-    path = html_report.write_report(reports, "r2", comparison)
+    path = write_report(reports, "r2", 95.0, comparison)
     text = path.read_text()
     assert path == run.folder(reports) / "report.html"
     assert re.findall(r'<img src="data:image/png;base64,([^"]+)"', text).count(base64.b64encode(PIXEL).decode()) == 2
@@ -86,9 +95,12 @@ def test_run_page_embeds_every_figure_and_shows_tables_comparison_history_enviro
 
 def test_first_run_page_says_there_is_no_baseline_or_history(reports):
     run = synthetic_run(reports, "r1", 1, 97.5)
-    text = html_report.write_report(reports, "r1").read_text()
+    text = write_report(reports, "r1", 97.5).read_text()
     assert "No baseline was given" in text and "no history yet" in text
-    assert html_report.write_index(reports) == reports / "index.html" and run.run_id in (reports / "index.html").read_text()
+    assert "Failed cells" not in text
+    with ResultsStore(reports / "results.db") as store:
+        assert html_report.write_index(store, reports) == reports / "index.html"
+    assert run.run_id in (reports / "index.html").read_text()
 
 
 # --- the browser --------------------------------------------------------------------------------
@@ -258,7 +270,7 @@ def test_cnn_baseline_report_renders_in_chromium(reports, mnist, console, tmp_pa
     request = runner.RunRequest("cnn_baseline", "smoke", reports=reports, overrides=[
         Override("data.train_samples", 250), Override("data.test_samples", 100)])
     outcome = runner.run(request, console)
-    path = html_report.write_report(reports, outcome.run.run_id)
+    path = outcome.folder / html_report.PAGE
     pngs = sorted(outcome.folder.rglob("*.png"))
     assert len(pngs) == 3 + 2 * 2  # three comparison plots, learning curves and confusion matrix per model
 

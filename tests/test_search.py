@@ -23,7 +23,7 @@ from harness.executors.local import LocalExecutor, run_cell
 from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.tasks import search as search_task
-from harness.tasks.classify import spec_columns
+from harness.tasks.training import spec_columns
 
 
 def space(**changes) -> SearchSpace:

@@ -24,7 +24,7 @@ from harness.compare import baselines, benchmark_export, calibration
 from harness.compare.regression import Comparison, RunResults, compare, parse_checks
 from harness.errors import RegressionFound, UserError
 from harness.paths import atomic_write, reports_dir
-from harness.report import html as html_report
+from harness.runner import render_run
 from harness.store import ResultsStore
 from harness.suite.overrides import Override
 from harness.tasks import load_suite
@@ -113,8 +113,8 @@ def check_suite(request: NightlyRequest, suite: str, expected: dict[str, RunResu
     for comparison in comparisons:
         compare_command.print_comparison(comparison, console)
         folder = request.reports / suite / comparison.current_id
-        html_report.write_report(request.reports, comparison.current_id, comparison)
         with ResultsStore(request.reports / "results.db") as store:
+            render_run(store, request.reports, store.run(comparison.current_id), None, comparison)
             benchmark_export.export(baselines.from_store(store, comparison.current_id), folder / "benchmark.json")
     return SuiteOutcome(suite, comparisons, confirmed)
 

@@ -12,9 +12,8 @@ from rich.console import Console
 from harness.commands.args import option_help, parse_arguments
 from harness.errors import UserError
 from harness.paths import reports_dir
-from harness.store import ResultsStore, write_run_files
-from harness.suite.schema import Suite
-from harness.tasks import task_for, validate_suite
+from harness.runner import render_run
+from harness.store import ResultsStore
 
 OPTIONS = {
     "suite": "suite name",
@@ -33,16 +32,7 @@ def render(suite_name: str, run_id: str | None, reports: Path, console: Console)
             raise UserError(f"no stored run of suite {suite_name!r} in {reports}")
         if run.suite != suite_name:
             raise UserError(f"run {run.run_id} belongs to suite {run.suite!r}, not {suite_name!r}")
-        suite: Suite = validate_suite(run.config, f"run {run.run_id}")  # the settings the run used, unchanged
-        task = task_for(suite.task)
-        cells = store.cells(run.run_id)
-        folder = run.folder(reports)
-        write_run_files(folder, run, cells, task.columns)
-        task.render(suite, cells, folder, console)
-    from harness.report import html as html_report
-
-    html_report.write_report(reports, run.run_id)
-    return folder
+        return render_run(store, reports, run, console)
 
 
 def main(argv: list[str], console: Console) -> int:

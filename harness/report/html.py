@@ -3,7 +3,7 @@
 The run page is a single file that can be mailed, uploaded as a CI artifact or opened from disk: its
 figures are embedded as data URIs and it loads nothing else (no script, font or stylesheet from
 anywhere). It shows, in order: the comparison with the baseline when there is one, the suite's
-tables (the task's tables with the report's reference columns beside the measured ones), the
+tables (the task's tables, as data, with the report's reference columns beside the measured ones), the
 history of the headline metrics over the suite's runs, every PNG figure in the run folder, and the
 environment the run was measured in. Like every renderer it reads stored results only.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from harness.cells import StoredCell
 from harness.compare import baselines
 from harness.compare.regression import (
     Comparison,
@@ -28,7 +28,7 @@ from harness.compare.regression import (
     unit,
 )
 from harness.paths import atomic_write
-from harness.report.tables import format_cell
+from harness.report.tables import Table, format_cell
 from harness.store import ResultsStore, RunInfo
 
 PAGE = "report.html"
@@ -136,30 +136,25 @@ def _number(value: Any) -> str:
     return format_cell(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
-def task_tables(folder: Path) -> list[str]:
-    """Every table the task wrote (``*.csv`` beside a ``*.md`` of the same name), report columns shaded."""
+def tables_section(tables: Sequence[Table]) -> list[str]:
+    """The task's tables, as the task built them, the report's columns shaded."""
     out = ["<h2>Tables</h2>"]
-    for csv_path in sorted(folder.glob("*.csv")):
-        markdown = csv_path.with_suffix(".md")
-        if csv_path.name == "results.csv" or not markdown.exists():
-            continue
-        lines = markdown.read_text().splitlines()
-        title = lines[0].removeprefix("## ") if lines and lines[0].startswith("## ") else csv_path.stem
-        note = lines[-1] if len(lines) > 2 and not lines[-1].startswith("|") else ""
-        frame = pd.read_csv(csv_path)
-        header = [str(c) for c in frame.columns]
-        rows = [[format_cell(_plain(row[c]), str(c)) for c in frame.columns] for _, row in frame.iterrows()]
-        numeric = {i for i, c in enumerate(frame.columns) if pd.api.types.is_numeric_dtype(frame[c])}
-        reference = {i: "ref" for i, c in enumerate(header) if c.lower().startswith(("report", "ref"))}
-        out += [f"<h3>{esc(title)}</h3>", html_table(header, rows, numeric, reference)]
-        if note:
-            out.append(f"<p class=\"note\">{esc(note)}</p>")
-    return out if len(out) > 1 else out + ["<p class=\"note\">This run wrote no tables.</p>"]
+    for table in tables:
+        out += [f"<h3>{esc(table.title)}</h3>",
+                html_table(table.columns, table.formatted_rows(), table.numeric_columns(),
+                           dict.fromkeys(table.reference_columns(), "ref"))]
+        out += [f"<p class=\"note\">{esc(line)}</p>" for line in table.note.split("\n\n") if line]
+    return out if len(out) > 1 else out + ["<p class=\"note\">This run has no tables: no cell finished.</p>"]
 
 
-def _plain(value: Any) -> Any:
-    """NumPy scalars as Python numbers, so the shared cell formatter treats them alike."""
-    return value.item() if hasattr(value, "item") else value
+def failures_section(cells: Sequence[StoredCell]) -> list[str]:
+    """The cells that failed and why; nothing when every cell finished."""
+    failed = [stored for stored in cells if not stored.result.ok]
+    if not failed:
+        return []
+    rows = [[s.cell.model, s.cell.backend, s.cell.device, s.cell.seed, s.result.error] for s in failed]
+    return ["<h2>Failed cells</h2>", f"<p class=\"summary regressed\">{len(failed)} of {len(cells)} cell(s) failed.</p>",
+            html_table(["Model", "Backend", "Device", "Seed", "Error"], rows)]
 
 
 def figures_section(folder: Path) -> list[str]:
@@ -225,12 +220,13 @@ def environment_section(environment: dict[str, Any]) -> list[str]:
 # Pages
 
 
-def write_run_page(run: RunInfo, folder: Path, comparison: Comparison | None = None,
-                   history: list[RunResults] | None = None) -> Path:
+def write_run_page(run: RunInfo, folder: Path, cells: Sequence[StoredCell], tables: Sequence[Table],
+                   comparison: Comparison | None = None, history: list[RunResults] | None = None) -> Path:
     """Write ``report.html`` into the run folder; returns it."""
     body = header_section(run)
+    body += failures_section(cells)
     body += comparison_section(comparison)
-    body += task_tables(folder)
+    body += tables_section(tables)
     body += history_section(history or [])
     body += figures_section(folder)
     body += environment_section(run.environment)
@@ -239,19 +235,18 @@ def write_run_page(run: RunInfo, folder: Path, comparison: Comparison | None = N
     return path
 
 
-def write_index(reports: Path) -> Path:
+def write_index(store: ResultsStore, reports: Path) -> Path:
     """``reports/index.html``: every run of the store, newest first, linked to its page where it has one."""
     rows = []
-    with ResultsStore(reports / "results.db") as store:
-        runs = sorted(store.runs(), key=lambda r: (r.created, r.run_id), reverse=True)
-        for run in runs:
-            cells = store.cells(run.run_id)
-            failed = sum(1 for c in cells if not c.result.ok)
-            name: Any = run.run_id
-            if (run.folder(reports) / PAGE).exists():
-                name = Raw(f"<a href=\"{esc(f'{run.suite}/{run.run_id}/{PAGE}')}\">{esc(run.run_id)}</a>")
-            commit = str(run.environment.get("git_commit") or "–")[:10] + ("*" if run.environment.get("git_dirty") else "")
-            rows.append([run.suite, name, run.profile, run.status, run.created, commit, len(cells), failed])
+    runs = sorted(store.runs(), key=lambda r: (r.created, r.run_id), reverse=True)
+    for run in runs:
+        cells = store.cells(run.run_id)
+        failed = sum(1 for c in cells if not c.result.ok)
+        name: Any = run.run_id
+        if (run.folder(reports) / PAGE).exists():
+            name = Raw(f"<a href=\"{esc(f'{run.suite}/{run.run_id}/{PAGE}')}\">{esc(run.run_id)}</a>")
+        commit = str(run.environment.get("git_commit") or "–")[:10] + ("*" if run.environment.get("git_dirty") else "")
+        rows.append([run.suite, name, run.profile, run.status, run.created, commit, len(cells), failed])
     table = html_table(["Suite", "Run", "Profile", "Status", "Created (UTC)", "Commit", "Cells", "Failed"], rows,
                        numeric={6, 7})
     path = reports / INDEX
@@ -259,12 +254,12 @@ def write_index(reports: Path) -> Path:
     return path
 
 
-def write_report(reports: Path, run_id: str, comparison: Comparison | None = None, history_runs: int = 20) -> Path:
-    """The run's page (with the comparison, if given, and its suite's recent history) and the index."""
-    with ResultsStore(reports / "results.db") as store:
-        run = store.run(run_id)
-        history = baselines.runs_of(store, run.suite, run.profile)
-    history = [r for r in history if r.created <= run.created][-history_runs:]
-    path = write_run_page(run, run.folder(reports), comparison, history)
-    write_index(reports)
+def write_report(store: ResultsStore, reports: Path, run_id: str, tables: Sequence[Table],
+                 comparison: Comparison | None = None, history_runs: int = 20) -> Path:
+    """The run's page (its tables, the comparison if given, its suite's recent history) and the index,
+    from the open store."""
+    run = store.run(run_id)
+    history = [r for r in baselines.runs_of(store, run.suite, run.profile) if r.created <= run.created][-history_runs:]
+    path = write_run_page(run, run.folder(reports), store.cells(run_id), tables, comparison, history)
+    write_index(store, reports)
     return path

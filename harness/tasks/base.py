@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
+from harness.report.tables import Table, write_tables
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from harness.backends.base import Backend
     from harness.suite.schema import Suite
 
 
@@ -20,6 +22,16 @@ class NoOptions(BaseModel):
     """A task without options of its own."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class CellSetup(NamedTuple):
+    """What every cell's run starts from: its suite decoded, the task options, the backend and device."""
+
+    suite: "Suite"
+    options: Any
+    backend: "Backend | None"
+    #: The device resolved by the backend ("auto" becomes "cpu" or "cuda"); the cell's own without a backend.
+    device: str
 
 
 class Task(ABC):
@@ -52,6 +64,18 @@ class Task(ABC):
             for seed in suite.matrix.seeds
         ]
 
+    def setup(self, cell: Cell) -> CellSetup:
+        """Decode the cell's suite and options, and find its backend and device (the start of every ``run``)."""
+        from harness.suite.schema import Suite
+
+        suite = Suite.model_validate(cell.config)
+        if not self.uses_backends:
+            return CellSetup(suite, self.options(suite), None, cell.device)
+        from harness.backends import get_backend
+
+        backend = get_backend(cell.backend)
+        return CellSetup(suite, self.options(suite), backend, backend.resolve_device(cell.device))
+
     @abstractmethod
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         """Run one cell. Raising marks the cell failed; the runner records the error."""
@@ -65,6 +89,17 @@ class Task(ABC):
         """One line about a finished cell for the run's log."""
         return ", ".join(f"{key} {value}" for key, value in list(result.record.items())[:4])
 
-    @abstractmethod
-    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console") -> list[Path]:
-        """Write the run's tables and figures from stored results (never retrains)."""
+    def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
+        """The run's tables, as data, from stored results (none when no cell finished)."""
+        return []
+
+    def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
+        """Draw the run's figures from stored results into ``out_dir``; returns the files written."""
+        return []
+
+    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Table]:
+        """Write the run's tables and figures from stored results (never retrains); returns the tables."""
+        tables = self.tables(suite, cells)
+        write_tables(tables, out_dir, console)
+        self.figures(suite, cells, out_dir)
+        return tables

@@ -8,25 +8,22 @@ matrix. Rendering reads stored records only.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.backends.base import SilentObserver
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.report import plots, tables
+from harness.report.tables import Table
 from harness.tasks.base import Task
+from harness.tasks.training import class_names, finished_frame, train_and_measure
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
-    from harness.backends.base import Backend, TrainObserver
-    from harness.data import Splits
-    from harness.suite.schema import ModelEntry, Suite
+    from harness.suite.schema import Suite
 
 
 class ClassifyOptions(BaseModel):
@@ -36,98 +33,6 @@ class ClassifyOptions(BaseModel):
 
     save_weights: bool = Field(False, description="Keep each trained model in its cell folder for later suites.")
     plots: bool = Field(True, description="Write learning curves and confusion matrices per cell.")
-
-
-@functools.lru_cache(maxsize=4)
-def load_splits(dataset: str, validation_split: float, split_seed: int, train_samples: int | None,
-                test_samples: int | None) -> "Splits":
-    """The suite's data split, loaded once per process and shared by every cell that uses it."""
-    from harness import data
-
-    return data.split(data.load(dataset), validation_split=validation_split, seed=split_seed,
-                      train_samples=train_samples, test_samples=test_samples)
-
-
-def suite_splits(suite: "Suite") -> "Splits":
-    settings = suite.data
-    return load_splits(settings.dataset, settings.validation_split, settings.split_seed, settings.train_samples,
-                       settings.test_samples)
-
-
-def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy in percent."""
-    return 100.0 * float(np.mean(predicted == labels))
-
-
-def confusion(predicted: np.ndarray, labels: np.ndarray, classes: int = 10) -> list[list[int]]:
-    """Counts of (true, predicted) pairs: rows are true classes."""
-    counts = np.bincount(labels * classes + predicted, minlength=classes * classes)
-    return counts.reshape(classes, classes).tolist()
-
-
-def spec_columns(model: "ModelEntry") -> dict[str, Any]:
-    """The columns every table takes from the spec alone."""
-    return {"params": model.params, "flops": model.flops, "depth": model.depth, "max_width": model.max_width,
-            "widths": " ".join(str(w) for w in model.hidden_widths), "architecture": model.architecture}
-
-
-def reference_columns(model: "ModelEntry") -> dict[str, Any]:
-    ref = model.reference
-    return {"ref_params": ref.params, "ref_test_accuracy": ref.test_accuracy, "ref_train_accuracy": ref.train_accuracy,
-            "ref_cpu_seconds": ref.cpu_seconds, "ref_gpu_seconds": ref.gpu_seconds}
-
-
-def train_and_measure(
-    backend: "Backend", model_spec: "ModelEntry", suite: "Suite", *, epochs: int, seed: int, device: str,
-    observer: "TrainObserver", weights_dir: Path | None = None,
-) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    """Build, check parity, train and evaluate one model; returns (record, artifacts, trained model).
-
-    Shared by every task that trains a classifier (classification suites, architecture search).
-    """
-    splits = suite_splits(suite)
-    model = backend.build(model_spec, seed=seed, device=device)
-    built = backend.count_params(model)
-    if built != model_spec.params:
-        raise RuntimeError(
-            f"parameter parity: {backend.name} built {built:,} parameters, the spec has {model_spec.params:,}"
-        )
-    fit = backend.fit(model, splits, suite.train, epochs=epochs, seed=seed, device=device, observer=observer)
-    seconds = [fit.seconds]
-    for _ in range(suite.repeats - 1):
-        # Repeats retrain a fresh model with the same seed only to time it: a spread for compare's noise test.
-        again = backend.build(model_spec, seed=seed, device=device)
-        seconds.append(backend.fit(again, splits, suite.train, epochs=epochs, seed=seed, device=device,
-                                   observer=SilentObserver()).seconds)
-    train_seconds = float(np.median(seconds))
-    train_predicted = backend.predict(model, splits.x_train, device=device)
-    test_predicted = backend.predict(model, splits.x_test, device=device)
-    last = fit.history[-1]
-    record = {
-        **spec_columns(model_spec),
-        "epochs": epochs,
-        "train_samples": len(splits.y_train),
-        "val_samples": len(splits.y_val),
-        "test_samples": len(splits.y_test),
-        "train_accuracy": accuracy(train_predicted, splits.y_train),
-        "val_accuracy": None if last.val_accuracy is None else 100.0 * last.val_accuracy,
-        "test_accuracy": accuracy(test_predicted, splits.y_test),
-        "final_train_loss": last.train_loss,
-        "final_val_loss": last.val_loss,
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / epochs,
-        **reference_columns(model_spec),
-    }
-    artifacts: dict[str, Any] = {
-        "history": [metrics.as_dict() for metrics in fit.history],
-        "confusion": confusion(test_predicted, splits.y_test),
-        "backend_environment": backend.environment(device),
-    }
-    if len(seconds) > 1:
-        artifacts["timings"] = {"train_seconds": seconds, "seconds_per_epoch": [t / epochs for t in seconds]}
-    if weights_dir is not None:
-        artifacts["weights"] = str(backend.save(model, weights_dir))
-    return record, artifacts, model
 
 
 class ClassifyTask(Task):
@@ -143,16 +48,10 @@ class ClassifyTask(Task):
         return self.matrix_cells(suite, [(model.name, {}) for model in suite.models])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness.backends import get_backend
-        from harness.suite.schema import Suite
-
-        suite = Suite.model_validate(cell.config)
+        suite, options, backend, device = self.setup(cell)
         model_spec = suite.model(cell.model)
-        backend = get_backend(cell.backend)
-        device = backend.resolve_device(cell.device)
         epochs = model_spec.epochs or suite.train.epochs
         context.observer.epochs = epochs
-        options = self.options(suite)
         folder = context.artifact_dir(cell)
         record, artifacts, _ = train_and_measure(
             backend, model_spec, suite, epochs=epochs, seed=cell.seed, device=device, observer=context.observer,
@@ -174,17 +73,18 @@ class ClassifyTask(Task):
         return (f"{r.get('params', 0):,} params, test {r['test_accuracy']:.2f}%, "
                 f"train {r['train_accuracy']:.2f}%, {r['train_seconds']:.1f} s")
 
-    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
-        frame = records_frame(cells)
+    def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
+        frame = finished_frame(cells)
         if frame.empty:
             return []
-        written = tables.write_table(report_table(frame), out_dir, "table", f"{suite.title} ({suite.mirrors})",
-                                     console, note=TABLE_NOTE, console_columns=CONSOLE_COLUMNS)
+        out = [Table("table", f"{suite.title} ({suite.mirrors})", report_table(frame), TABLE_NOTE, CONSOLE_COLUMNS)]
         if frame["backend"].nunique() > 1:
-            written += tables.write_table(backends_table(frame), out_dir, "backends",
-                                          f"{suite.title}: backends side by side", console)
-        written += comparison_plots(suite, frame, out_dir)
-        return written
+            out.append(Table("backends", f"{suite.title}: backends side by side", backends_table(frame)))
+        return out
+
+    def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
+        frame = finished_frame(cells)
+        return comparison_plots(suite, frame, out_dir) if not frame.empty else []
 
 
 CONSOLE_COLUMNS = ["Model", "Backend", "Device", "Params", "Test acc %", "Report test %", "Δ test", "Train acc %",
@@ -193,23 +93,10 @@ TABLE_NOTE = ("Δ = measured − report. Accuracies in percent; report CPU secon
               "Intel i7-10700, ours on the machine in the run's environment.")
 
 
-def class_names(suite: "Suite") -> list[str]:
-    from harness.data import DATASETS
-
-    return list(DATASETS[suite.data.dataset].class_names)
-
-
-def records_frame(cells: list[StoredCell]) -> pd.DataFrame:
-    """The finished cells' records (failed cells keep their row, with empty measurements)."""
-    rows = [{**stored.record, "status": stored.result.status, "error": stored.result.error} for stored in cells]
-    return pd.DataFrame(rows)
-
-
 def report_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The report's table layout, one row per model x backend x device (seeds averaged)."""
     keys = ["model", "backend", "device"]
-    ok = frame[frame["status"] == "ok"]
-    grouped = ok.groupby(keys, sort=False)
+    grouped = frame.groupby(keys, sort=False)
     mean = grouped[["test_accuracy", "train_accuracy", "train_seconds", "seconds_per_epoch"]].mean()
     first = grouped[["params", "depth", "max_width", "widths", "epochs", "ref_params", "ref_test_accuracy",
                      "ref_train_accuracy", "ref_cpu_seconds", "ref_gpu_seconds"]].first()
@@ -245,7 +132,7 @@ def report_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def backends_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Backends side by side per model and device, with the parameter parity check."""
-    ok = frame[frame["status"] == "ok"]
+    ok = frame
     metrics = ["params", "train_accuracy", "test_accuracy", "train_seconds", "seconds_per_epoch"]
     pivot = ok.groupby(["model", "device", "backend"], sort=False)[metrics].mean().unstack("backend")
     backends = list(ok["backend"].unique())
@@ -267,7 +154,7 @@ def backends_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def comparison_plots(suite: "Suite", frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy vs parameters, time vs parameters and vs depth; one series per backend and device."""
-    ok = frame[frame["status"] == "ok"]
+    ok = frame
     reference = [m for m in suite.models if m.reference.test_accuracy is not None]
     series = {
         f"{backend}, {device}": group.groupby("model", sort=False).mean(numeric_only=True)

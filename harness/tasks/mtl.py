@@ -34,18 +34,18 @@ from pydantic import (
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.report import plots, tables
+from harness.report.tables import Table
 from harness.suite.spec import Dense, Layer, ModelSpec
 from harness.tasks.base import Task
-from harness.tasks.classify import (
+from harness.tasks.training import (
     accuracy,
     class_names,
     confusion,
-    records_frame,
+    finished_frame,
     suite_splits,
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from harness.backends.base import Head
     from harness.data import Splits
@@ -196,13 +196,7 @@ class MtlTask(Task):
         return self.matrix_cells(suite, models)
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness.backends import get_backend
-        from harness.suite.schema import Suite
-
-        suite = Suite.model_validate(cell.config)
-        options = self.options(suite)
-        backend = get_backend(cell.backend)
-        device = backend.resolve_device(cell.device)
+        suite, options, backend, device = self.setup(cell)
         context.observer.epochs = suite.train.epochs
         splits = suite_splits(suite)
         if cell.model == MTL_MODEL:
@@ -263,23 +257,23 @@ class MtlTask(Task):
         where = f"lambda {r['lambda']:g}: " if r.get("lambda") is not None else ""
         return f"{where}{accuracies}, {r['train_seconds']:.1f} s"
 
-    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
+    def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
         options = self.options(suite)
-        frame = records_frame(cells)
-        written = figures(suite, options, cells, out_dir)
-        ok = frame[frame["status"] == "ok"] if not frame.empty else frame
+        ok = finished_frame(cells)
+        out: list[Table] = []
         if ok.empty:
-            return written
+            return out
         if "lambda" in ok and ok["lambda"].notna().any():
-            written += tables.write_table(lambda_table(ok, options), out_dir, "table_6_1",
-                                          f"{suite.title}: Table 6.1, test accuracy of both heads per lambda",
-                                          console, note=TABLE_6_1_NOTE)
+            out.append(Table("table_6_1", f"{suite.title}: Table 6.1, test accuracy of both heads per lambda",
+                             lambda_table(ok, options), TABLE_6_1_NOTE))
         comparison = stl_vs_mtl_table(ok, options)
         if not comparison.empty:
-            written += tables.write_table(comparison, out_dir, "table_6_2",
-                                          f"{suite.title}: Table 6.2, single-task vs multi-task", console,
-                                          note=TABLE_6_2_NOTE)
-        return written
+            out.append(Table("table_6_2", f"{suite.title}: Table 6.2, single-task vs multi-task", comparison,
+                             TABLE_6_2_NOTE))
+        return out
+
+    def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
+        return figures(suite, self.options(suite), cells, out_dir)
 
 
 TABLE_6_1_NOTE = ("lambda weighs task 1 (10 classes) in lambda*L1 + (1-lambda)*L2; task 2 is the 3 groups. "

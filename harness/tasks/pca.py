@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.report import plots, tables
+from harness.report.tables import Table
 from harness.tasks.base import Task
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from harness.suite.schema import Suite
 
@@ -73,10 +73,9 @@ class PCATask(Task):
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness import data
         from harness.algorithms import pca
-        from harness.suite.schema import Suite
 
-        suite = Suite.model_validate(cell.config)
-        options = self.options(suite)
+        setup = self.setup(cell)
+        suite, options = setup.suite, setup.options
         dataset = data.load(suite.data.dataset)
         images, labels = _first(dataset, cell.model, suite)
         start = time.perf_counter()
@@ -100,13 +99,18 @@ class PCATask(Task):
         return (f"{r['samples']:,} samples: ratios {r['ratio_1']:.4f} / {r.get('ratio_2') or 0:.4f}, "
                 f"{r['components']} components for {r['variance_share']:.0%}")
 
-    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
-        options = self.options(suite)
+    def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
         done = [stored for stored in cells if stored.result.ok]
         if not done:
             return []
-        written = tables.write_table(report_table(done, options), out_dir, "table",
-                                     f"{suite.title} ({suite.mirrors})", console, note=TABLE_NOTE)
+        return [Table("table", f"{suite.title} ({suite.mirrors})", report_table(done, self.options(suite)), TABLE_NOTE)]
+
+    def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
+        options = self.options(suite)
+        done = [stored for stored in cells if stored.result.ok]
+        written: list[Path] = []
+        if not done:
+            return written
         title = f"{suite.title}: cumulative explained variance (dashed: {options.variance_share:.0%})"
         written.append(cumulative_plot(done, options, title, out_dir / "explained_variance.png"))
         for stored in done:

@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
 from harness.report import plots, tables
+from harness.report.tables import Table
 from harness.tasks.base import Task
+from harness.tasks.training import suite_splits
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from harness.suite.schema import Suite
 
@@ -142,15 +143,11 @@ class PerceptronTask(Task):
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.algorithms import perceptron
-        from harness.backends import get_backend
-        from harness.suite.schema import Suite
-        from harness.tasks.classify import suite_splits
 
-        suite = Suite.model_validate(cell.config)
-        options = self.options(suite)
+        setup = self.setup(cell)
+        suite, options, device = setup.suite, setup.options, setup.device
         pair = parse_pair(cell.model)
         rate = float(cell.params["learning_rate"])
-        device = get_backend("torch").resolve_device(cell.device)
         splits = suite_splits(suite)
         rows, signs = perceptron.pair_data(splits.x_train, splits.y_train, pair)
         test_rows, test_signs = perceptron.pair_data(splits.x_test, splits.y_test, pair)
@@ -211,7 +208,7 @@ class PerceptronTask(Task):
         return (f"lr {r['learning_rate']}: {state} after {r['iterations']} it, {r['seconds']:.2f} s, "
                 f"test {r['test_accuracy']:.2f}%{lp}")
 
-    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
+    def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
         options = self.options(suite)
         frame = records_frame(cells, options)
         if frame.empty:
@@ -221,13 +218,17 @@ class PerceptronTask(Task):
         timing = (f"Perceptron time over the {len(main)} table cells: {total:.1f} s in all "
                   f"(learning rate {options.learning_rate}, cap {options.max_iterations}, "
                   f"threshold {options.threshold}).")
-        written: list[Path] = []
+        out: list[Table] = []
         if options.table:
-            written += tables.write_table(table_2_1(main, options), out_dir, "table",
-                                          f"{suite.title} ({suite.mirrors})", console, note=TABLE_NOTE + " " + timing)
-        written += tables.write_table(pairs_table(main), out_dir, "pairs",
-                                      f"{suite.title}: every pair, perceptron vs linear programming", console,
-                                      note=verdict_summary(main, options) + "\n\n" + timing + " " + LP_NOTE)
+            out.append(Table("table", f"{suite.title} ({suite.mirrors})", table_2_1(main, options),
+                             TABLE_NOTE + " " + timing))
+        out.append(Table("pairs", f"{suite.title}: every pair, perceptron vs linear programming", pairs_table(main),
+                         verdict_summary(main, options) + "\n\n" + timing + " " + LP_NOTE))
+        return out
+
+    def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
+        options = self.options(suite)
+        written: list[Path] = []
         curves = {tuple(p) for p in options.curve_pairs}
         curve_cells = [s for s in cells if s.result.ok and parse_pair(s.cell.model) in curves]
         if curve_cells:

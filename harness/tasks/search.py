@@ -10,7 +10,7 @@ Cells, all on the suite's matrix (backend x device x seed), run in this order:
    device and seed, so it picks from whatever trials have finished.
 
 Because the proposals depend only on the space, a search cut short resumes like any run: finished
-cells are skipped and the rest run. Training goes through :func:`harness.tasks.classify.train_and_measure`
+cells are skipped and the rest run. Training goes through :func:`harness.tasks.training.train_and_measure`
 on the named backend. Rendering writes the table in the shape of Table 3.2 / 4.4 (the report's row
 of the same depth and rank beside ours), every trial's result, and a plot of the trials.
 """
@@ -34,10 +34,11 @@ from harness.algorithms.search_space import (
 )
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.report import plots, tables
+from harness.report.tables import Table
 from harness.tasks.base import Task
+from harness.tasks.training import finished_frame
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from harness.suite.schema import ModelEntry, Suite
 
@@ -90,10 +91,10 @@ class SearchTask(Task):
         return self.matrix_cells(suite, [(name, {"phase": phase}) for name, phase in named])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness.suite.schema import ModelEntry, Suite
+        from harness.suite.schema import ModelEntry
 
-        suite = Suite.model_validate(cell.config)
-        options = self.options(suite)
+        setup = self.setup(cell)
+        suite, options = setup.suite, setup.options
         phase = cell.params["phase"]
         extra: dict[str, Any] = {"phase": phase}
         if phase == "model":
@@ -147,20 +148,30 @@ class SearchTask(Task):
         return (f"{r['phase']}{picked}: {r['configuration']}, {r['params']:,} params, "
                 f"val {r['val_accuracy'] or 0:.2f}%, test {r['test_accuracy']:.2f}%, {r['train_seconds']:.1f} s")
 
-    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
+    def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
         options = self.options(suite)
-        frame = pd.DataFrame([stored.record for stored in cells if stored.result.ok])
+        frame = finished_frame(cells)
         if frame.empty:
             return []
-        written: list[Path] = []
+        out: list[Table] = []
         final = frame[frame["phase"] != "trial"]
         if not final.empty:
-            written += tables.write_table(search_table(final, options), out_dir, "table",
-                                          f"{suite.title} ({suite.mirrors})", console, note=TABLE_NOTE)
+            out.append(Table("table", f"{suite.title} ({suite.mirrors})", search_table(final, options), TABLE_NOTE))
         trials = frame[frame["phase"] == "trial"]
         if not trials.empty:
-            written += tables.write_table(trials_table(trials, final), out_dir, "trials",
-                                          f"{suite.title}: every trial ({options.trial_epochs} epochs each)", console)
+            out.append(Table("trials", f"{suite.title}: every trial ({options.trial_epochs} epochs each)",
+                             trials_table(trials, final)))
+        return out
+
+    def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
+        options = self.options(suite)
+        frame = finished_frame(cells)
+        written: list[Path] = []
+        if frame.empty:
+            return written
+        final = frame[frame["phase"] != "trial"]
+        trials = frame[frame["phase"] == "trial"]
+        if not trials.empty:
             written.append(trials_plot(trials, final, f"{suite.title}: trials by depth "
                                        f"({options.trial_epochs} epochs each, {options.space.family.upper()})",
                                        out_dir / "trials.png"))
@@ -186,7 +197,7 @@ def _trials(space: SearchSpace) -> dict[str, Trial]:
 def train_model(cell: Cell, entry: "ModelEntry", suite: "Suite", epochs: int, observer: Any) -> tuple[dict, dict]:
     """Train one model on the cell's backend and device; (record, artifacts) as the classify task makes them."""
     from harness.backends import get_backend
-    from harness.tasks.classify import train_and_measure
+    from harness.tasks.training import train_and_measure
 
     backend = get_backend(cell.backend)
     device = backend.resolve_device(cell.device)

@@ -34,13 +34,13 @@ from pydantic import (
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
-from harness.report import grids, tables
+from harness.report import grids
+from harness.report.tables import Table
 from harness.suite.spec import Conv2D, ModelSpec
 from harness.tasks.base import Task
-from harness.tasks.classify import accuracy, suite_splits, train_and_measure
+from harness.tasks.training import accuracy, suite_splits, train_and_measure
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from harness.backends.base import Backend
     from harness.data import Splits
@@ -178,13 +178,7 @@ class VisualizeTask(Task):
                 raise UserError(f"from_run={options.from_run}: model {model.name!r} has no conv2d layer")
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness.backends import get_backend
-        from harness.suite.schema import Suite
-
-        suite = Suite.model_validate(cell.config)
-        options = self.options(suite)
-        backend = get_backend(cell.backend)
-        device = backend.resolve_device(cell.device)
+        suite, options, backend, device = self.setup(cell)
         folder = context.artifact_dir(cell)
         splits = suite_splits(suite)
         if options.from_run:
@@ -220,10 +214,17 @@ class VisualizeTask(Task):
                            for layer in layers)
         return f"{r['source']}, test {r['test_accuracy']:.2f}%, filter ascent {climbs}"
 
-    def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Path]:
+    def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
+        rows = [row for stored in cells if stored.result.ok
+                for row in summary_rows(stored, ModelSpec.model_validate(stored.result.artifacts["spec"]))]
+        if not rows:
+            return []
+        return [Table("table", f"{suite.title} ({suite.mirrors}): gradient ascent climbs", pd.DataFrame(rows),
+                      TABLE_NOTE.format(o=self.options(suite)))]
+
+    def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
         options = self.options(suite)
         written: list[Path] = []
-        rows = []
         for stored in cells:
             if not stored.result.ok:
                 continue
@@ -233,11 +234,6 @@ class VisualizeTask(Task):
                 arrays = dict(loaded)
             label = f"{spec.name} ({stored.cell.backend}, {stored.record['device']})"
             written += draw(arrays, spec, options, label, path.parent)
-            rows += summary_rows(stored, spec)
-        if rows:
-            written += tables.write_table(pd.DataFrame(rows), out_dir, "table",
-                                          f"{suite.title} ({suite.mirrors}): gradient ascent climbs", console,
-                                          note=TABLE_NOTE.format(o=options))
         return written
 
 
