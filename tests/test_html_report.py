@@ -288,3 +288,26 @@ def test_cnn_baseline_report_renders_in_chromium(reports, mnist, console, tmp_pa
 
     index_facts, index_errors = inspect((reports / "index.html").as_uri(), tmp_path / "profile2")
     assert index_errors == [] and index_facts["tables"] == [1]
+
+
+def test_a_run_whose_every_cell_failed_gets_a_failure_summary_and_a_page(reports, mnist, console, monkeypatch):
+    from harness import runner
+    from harness.commands import report as report_command
+    from harness.tasks import training
+    from harness.suite.overrides import Override
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("cannot allocate 10,000,000 images")
+
+    monkeypatch.setattr(training, "train_and_measure", out_of_memory)
+    monkeypatch.setattr("harness.tasks.classify.train_and_measure", out_of_memory)
+    request = runner.RunRequest("mlp_depth", "smoke", reports=reports, models=["MLP Baseline Model", "Additional Model 1"],
+                                overrides=[Override("data.train_samples", 300), Override("data.test_samples", 100)])
+    outcome = runner.run(request, console)
+    assert outcome.run.status == "failed" and len(outcome.failed) == 2
+    assert all("MemoryError: cannot allocate 10,000,000 images" in line for line in outcome.failed)
+    text = (outcome.folder / html_report.PAGE).read_text()
+    assert "2 of 2 cell(s) failed." in text and "This run has no tables: no cell finished." in text
+    assert not (outcome.folder / "table.md").exists()
+    # Rendering it again from the store works the same way.
+    assert report_command.render("mlp_depth", outcome.run.run_id, reports, console) == outcome.folder
