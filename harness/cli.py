@@ -6,7 +6,8 @@
     harness list | data | report | compare | history | baseline | nightly   (``harness COMMAND --help``)
 
 Arguments are Hydra-style ``key=value`` pairs. Each command lives in ``harness.commands.<name>`` with a
-``main(argv, console) -> exit code``; a :class:`~harness.errors.UserError` raised anywhere is caught
+``main(argv, console) -> exit code``, its usage in the docstring's first line and its ``OPTIONS`` (``--help``
+is answered here, from those); a :class:`~harness.errors.UserError` raised anywhere is caught
 here once, printed as one line, and exits 2.
 """
 
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         module = importlib.import_module(f"harness.commands.{command}")
+        if any(arg in ("-h", "--help") for arg in argv):
+            from harness.commands.args import command_help
+
+            console.print(command_help(module), markup=False)
+            return 0
         return module.main(argv, console)
     except UserError as error:
         errors.print(f"harness: error: {error}", markup=False, soft_wrap=True)

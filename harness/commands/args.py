@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from harness.errors import UserError
 from harness.suite.overrides import Override
@@ -44,3 +45,9 @@ def option_help(usage: str, options: dict[str, str]) -> str:
     """A --help text: the usage line and one line per option."""
     width = max((len(name) for name in options), default=0)
     return "\n".join([usage, "", "options:"] + [f"  {name:<{width}}  {text}" for name, text in options.items()])
+
+
+def command_help(module: ModuleType) -> str:
+    """The --help text of a command module: its docstring's usage line(s) and its ``OPTIONS``."""
+    usage = "\n".join((module.__doc__ or "").splitlines()[:getattr(module, "USAGE_LINES", 1)])
+    return option_help(usage, getattr(module, "OPTIONS", {}))

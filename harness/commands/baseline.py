@@ -9,17 +9,21 @@ measure against. show: the suites of a baseline file (default: every file in rep
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import command_help, parse_arguments
 from harness.compare import baselines
 from harness.compare.regression import RunResults
 from harness.errors import UserError
 from harness.paths import reports_dir
 from harness.store import ResultsStore
+
+#: The usage lines of --help (this command has actions).
+USAGE_LINES = 2
 
 OPTIONS = {
     "suite": "update: the suite whose run becomes the baseline",
@@ -71,9 +75,9 @@ def show(paths: list[Path], console: Console) -> None:
 
 
 def main(argv: list[str], console: Console) -> int:
-    if not argv or any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help("\n".join(__doc__.splitlines()[:2]), OPTIONS), markup=False)
-        return 0 if argv else 2
+    if not argv:
+        console.print(command_help(sys.modules[__name__]), markup=False)
+        return 2
     action = argv[0]
     if action not in ACTIONS:
         raise UserError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import parse_arguments
 from harness.compare import baselines
 from harness.compare.regression import (
     Comparison,
@@ -117,9 +117,6 @@ def run(request: CompareRequest, console: Console) -> list[Comparison]:
 
 
 def main(argv: list[str], console: Console) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
-        return 0
     comparisons = run(request_from_arguments(argv), console)
     regressions = [verdict for comparison in comparisons for verdict in comparison.regressions]
     if regressions:

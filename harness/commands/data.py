@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import data
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import parse_arguments
 from harness.errors import UserError
 
 OPTIONS = {"dataset": f"comma-separated names (default all: {', '.join(data.DATASETS)})"}
@@ -25,9 +25,6 @@ def run(names: list[str], console: Console) -> dict[str, str]:
 
 
 def main(argv: list[str], console: Console) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
-        return 0
     args = parse_arguments(argv, OPTIONS, allow_overrides=False)
     names = args.options.get("dataset", ",".join(data.DATASETS)).split(",")
     folders = run([name.strip() for name in names], console)

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import parse_arguments
 from harness.compare import baselines
 from harness.compare.regression import RunResults, SampleStats, is_timing, unit
 from harness.errors import UserError
@@ -116,9 +116,6 @@ def request_from_arguments(argv: list[str]) -> HistoryRequest:
 
 
 def main(argv: list[str], console: Console) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
-        return 0
     request = request_from_arguments(argv)
     runs, rows = collect(request)
     console.print(history_table(request, runs, rows))

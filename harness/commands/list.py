@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import parse_arguments
 from harness.errors import UserError
 from harness.suite.load import suite_names
 from harness.suite.schema import Suite
@@ -21,9 +21,6 @@ def suites() -> list[Suite]:
 
 
 def main(argv: list[str], console: Console) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help(__doc__.splitlines()[0], {}), markup=False)
-        return 0
     parse_arguments(argv, {}, allow_overrides=False)
     found = suites()
     if not found:

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from harness import runner
 from harness.commands import compare as compare_command
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import parse_arguments
 from harness.compare import baselines, benchmark_export, calibration
 from harness.compare.regression import Comparison, RunResults, compare, parse_checks
 from harness.errors import RegressionFound, UserError
@@ -155,9 +155,6 @@ def request_from_arguments(argv: list[str]) -> NightlyRequest:
 
 
 def main(argv: list[str], console: Console) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
-        return 0
     outcomes = run(request_from_arguments(argv), console)
     confirmed = [message for outcome in outcomes for message in outcome.confirmed]
     if confirmed:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import parse_arguments
 from harness.errors import UserError
 from harness.paths import reports_dir
 from harness.runner import render_run
@@ -36,9 +36,6 @@ def render(suite_name: str, run_id: str | None, reports: Path, console: Console)
 
 
 def main(argv: list[str], console: Console) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
-        return 0
     args = parse_arguments(argv, OPTIONS, allow_overrides=False)
     if "suite" not in args.options:
         raise UserError("missing suite=NAME")

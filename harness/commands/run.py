@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.commands.args import option_help, parse_arguments
+from harness.commands.args import parse_arguments
 from harness.errors import CellsFailed, UserError
 from harness.paths import reports_dir
 from harness.runner import RunRequest, plan, run
@@ -65,9 +65,6 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
 
 
 def main(argv: list[str], console: Console) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        console.print(option_help(__doc__.splitlines()[0], OPTIONS), markup=False)
-        return 0
     request = request_from_arguments(argv)
     if request.container:
         return launch_in_container(request, argv, console)
