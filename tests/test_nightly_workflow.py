@@ -92,12 +92,12 @@ def test_each_job_builds_its_image_runs_nightly_uploads_the_report(workflow, job
     steps = workflow["jobs"][job]["steps"]
     scripts = "\n".join(step.get("run", "") for step in steps)
     assert f"docker build -f {dockerfile}" in scripts
-    assert "-m harness.commands.nightly" in scripts and f"device={device}" in scripts and "profile=nightly" in scripts
+    assert f"harness:{job} nightly" in scripts and f"device={device}" in scripts and "profile=nightly" in scripts
     (upload,) = [step for step in steps if step.get("uses", "").startswith("actions/upload-artifact@")]
     assert upload["if"] == "always()"  # the report matters most when the check failed
     assert "reports/*/*/report.html" in upload["with"]["path"] and "reports/index.html" in upload["with"]["path"]
     # The nightly step is not allowed to swallow its exit code: a regression must fail the job.
-    nightly = next(step for step in steps if "harness.commands.nightly" in step.get("run", ""))
+    nightly = next(step for step in steps if f"harness:{job} nightly" in step.get("run", ""))
     assert "continue-on-error" not in nightly and "|| true" not in nightly["run"]
 
 

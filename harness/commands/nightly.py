@@ -161,13 +161,3 @@ def main(argv: list[str], console: Console) -> int:
         raise RegressionFound(f"{len(confirmed)} confirmed regression(s): " + "; ".join(confirmed))
     return 0
 
-
-if __name__ == "__main__":
-    # `python -m harness.commands.nightly ...` works whether or not harness.cli lists the command yet,
-    # with the command line's error handling and exit codes.
-    import sys
-
-    from harness import cli
-
-    cli.COMMANDS.setdefault("nightly", "run the nightly profile, compare with the baseline, report")
-    raise SystemExit(cli.main(["nightly", *sys.argv[1:]]))
