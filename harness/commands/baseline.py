@@ -16,7 +16,7 @@ from rich.table import Table
 
 from harness.commands.args import option_help, parse_arguments
 from harness.compare import baselines
-from harness.compare.regression import RunResults
+from harness.compare.results import RunResults
 from harness.errors import UserError
 from harness.paths import reports_dir
 from harness.store import ResultsStore

@@ -16,10 +16,12 @@ from rich.table import Table
 
 from harness.commands.args import option_help, parse_arguments
 from harness.compare import baselines
-from harness.compare.regression import RunResults, SampleStats, is_timing, unit
+from harness.compare.results import RunResults
+from harness.compare.stats import SampleStats
 from harness.errors import UserError
 from harness.paths import reports_dir
 from harness.store import ResultsStore
+from harness.thresholds import is_timing, unit
 
 OPTIONS = {
     "suite": "suite name",
