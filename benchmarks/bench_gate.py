@@ -7,9 +7,11 @@
 with every optimizer step made 30 % slower (a sleep after each step, as long as 30 % of the step's
 own time: a monkeypatch in this process only, not an option of the harness). Run ids go to
 DIR/gate-runs.json. ``judge`` runs ``harness compare`` (the command line, for its exit codes) on each
-same-code pair, on each slowed run against a plain one, on a plain run with 2 points taken off every
-test accuracy in its results.json, and the same three kinds against the committed baseline; it prints
-a table and writes DIR/gate-judged.json. Timings depend on the machine's load: say what else ran.
+same-code pair, on a plain run with 2 points taken off every test accuracy in its results.json, on
+each slowed run alone (shown, not judged: one run may be "unconfirmed") and on the two slowed runs
+as run and rerun (as ``harness nightly`` measures a suspect again), and the same kinds against the
+committed baseline; it prints a table and writes DIR/gate-judged.json. Timings depend on the
+machine's load: say what else ran.
 """
 
 from __future__ import annotations
@@ -107,27 +109,32 @@ def judge(args: argparse.Namespace) -> None:
         pairs = list(zip(plain[0::2], plain[1::2]))
         differences = [max(abs(accuracy(args.reports, suite, a)[m] - accuracy(args.reports, suite, b)[m])
                            for m in accuracy(args.reports, suite, a)) for a, b in pairs]
-        cases = [("same code", a, b, 0) for a, b in pairs]
-        cases += [("30% slower", plain[0], run, 1) for run in slowed]
-        cases.append(("-2 points", plain[0], str(drop_accuracy(args.reports, suite, plain[1], 2.0)), 1))
+        # (what, baseline, current, more arguments, the exit code a right gate gives; None: shown only)
+        cases = [("same code", a, b, (), 0) for a, b in pairs]
+        cases.append(("-2 points", plain[0], str(drop_accuracy(args.reports, suite, plain[1], 2.0)), (), 1))
+        cases += [("30% slower, one run", plain[0], run, (), None) for run in slowed]
+        cases.append(("30% slower, rerun", plain[0], slowed[0], (f"rerun={slowed[1]}",), 1))
+        cases.append(("same code, rerun", plain[0], plain[1], (f"rerun={plain[3]}",), 0))
         if args.baseline is not None:
-            cases += [("same code vs baseline", str(args.baseline), run, 0) for run in plain]
-            cases += [("30% slower vs baseline", str(args.baseline), run, 1) for run in slowed]
-            cases.append(("-2 points vs baseline", str(args.baseline),
-                          str(drop_accuracy(args.reports, suite, plain[-1], 2.0)), 1))
-        for kind, baseline, current, expected in cases:
-            code, summary = harness_compare(args.reports, baseline, current)
-            judged.append({"suite": suite, "case": kind, "baseline": baseline, "current": current,
+            committed = str(args.baseline)
+            cases += [("same code vs baseline", committed, run, (), 0) for run in plain[1:]]
+            cases.append(("-2 points vs baseline", committed,
+                          str(drop_accuracy(args.reports, suite, plain[-1], 2.0)), (), 1))
+            cases += [("30% slower vs baseline, one run", committed, run, (), None) for run in slowed]
+            cases.append(("30% slower vs baseline, rerun", committed, slowed[0], (f"rerun={slowed[1]}",), 1))
+        for kind, baseline, current, more, expected in cases:
+            code, summary = harness_compare(args.reports, baseline, current, *more)
+            judged.append({"suite": suite, "case": kind, "baseline": baseline, "current": current, "more": list(more),
                            "exit": code, "expected": expected, "summary": summary})
-            verdict = "ok" if code == expected else "WRONG"
-            print(f"{verdict:5} {suite:13} {kind:24} exit {code} (want {expected})  {Path(current).name:28} {summary}",
-                  flush=True)
+            verdict = "-" if expected is None else ("ok" if code == expected else "WRONG")
+            print(f"{verdict:5} {suite:13} {kind:32} exit {code} (want {'-' if expected is None else expected})  "
+                  f"{Path(current).name:28} {summary}", flush=True)
         print(f"{suite}: largest test-accuracy difference over {len(pairs)} same-code pairs: "
               f"{max(differences):.2f} points ({', '.join(f'{d:.2f}' for d in differences)}); "
               f"run wall time {min(entry['wall_seconds']):.0f}-{max(entry['wall_seconds']):.0f} s", flush=True)
     (args.reports / "gate-judged.json").write_text(json.dumps(judged, indent=1) + "\n")
-    wrong = [j for j in judged if j["exit"] != j["expected"]]
-    print(f"{len(judged)} comparisons, {len(wrong)} wrong")
+    wrong = [j for j in judged if j["expected"] is not None and j["exit"] != j["expected"]]
+    print(f"{sum(j['expected'] is not None for j in judged)} judged comparisons, {len(wrong)} wrong")
 
 
 def main() -> None:

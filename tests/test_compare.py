@@ -137,7 +137,7 @@ def test_history_shows_a_metric_over_runs(history, console):
     assert 1.2 < series[3].median / series[0].median < 1.4
     console.print(history_command.history_table(request, runs, rows))
     output = console.file.getvalue()
-    assert "train_seconds (s) over 4 run(s)" in output and "Calibration (s)" in output
+    assert "train_seconds (s) over 4 run(s)" in output and "Calibration (median ± spread)" in output
     with pytest.raises(UserError, match="metric='nothing'"):
         history_command.collect(history_command.HistoryRequest("demo", "nothing", reports=history))
 

@@ -131,11 +131,6 @@ class TimeScale:
     unsteady: str | None = None
 
 
-def _calibration_text(results: RunResults) -> str:
-    seconds, spread = results.calibration_seconds, results.calibration_spread
-    return f"{seconds:.3f} s" + (f" ± {spread:.0f} %" if spread is not None else "")
-
-
 def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> TimeScale:
     """The factor for the current run's timings, with a note saying why, and the warnings that limit it."""
     before, now = baseline.calibration_seconds, current.calibration_seconds
@@ -153,7 +148,7 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
         missing = "baseline" if before is None else "current run"
         return TimeScale(note=f"timings not normalised: the {missing} has no calibration")
     factor = before / now
-    described = f"calibration {_calibration_text(current)} here vs {_calibration_text(baseline)} in the baseline"
+    described = f"calibration {current.calibration_text()} here vs {baseline.calibration_text()} in the baseline"
     if not 1 / MAX_TIME_SCALE <= factor <= MAX_TIME_SCALE:
         return TimeScale(not_comparable=f"timings not comparable with this baseline: the {described} differ by "
                                         f"x{max(factor, 1 / factor):.1f} (allowed up to x{MAX_TIME_SCALE:g}); "

@@ -102,6 +102,13 @@ class RunResults:
         from the samples, so calibrations stored before the spread was recorded have one too)."""
         return spread(self.calibration.get("samples") or [])
 
+    def calibration_text(self) -> str:
+        """'0.035 s ± 12 %': the calibration's median and spread, for tables and notes ('–' without one)."""
+        seconds, spread = self.calibration_seconds, self.calibration_spread
+        if seconds is None:
+            return "–"
+        return f"{seconds:.3f} s" + (f" ± {spread:.0f} %" if spread is not None else "")
+
     def settings(self) -> RegressionSettings:
         """The suite's regression settings as stored with the run (defaults where it had none)."""
         return RegressionSettings.model_validate(self.regression or {})
