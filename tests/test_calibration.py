@@ -1,4 +1,5 @@
-"""Tests for harness.compare.calibration: the workload's size, its timing with a fake clock, and merging."""
+"""Tests for harness.compare.calibration: the workload's size, its timing with a fake clock, its spread,
+and merging."""
 
 from __future__ import annotations
 
@@ -29,17 +30,41 @@ def test_workload_flops_counts_four_matmuls_and_two_convolutions():
     assert calibration.workload_flops() == matmuls + conv1 + conv2 == 1_425_940_480
 
 
-def test_calibrate_reports_the_median_of_its_timed_passes():
-    result = calibration.calibrate(repeats=3, clock=MockClock(0.25))
-    assert result["samples"] == [0.25] * 3 and result["seconds"] == 0.25
+def test_calibrate_reports_the_median_of_its_timed_samples():
+    result = calibration.calibrate(samples=3, clock=MockClock(0.25))
+    assert result["samples"] == [0.25] * 3 and result["seconds"] == 0.25 and result["spread"] == 0.0
+    assert result["passes_per_sample"] == 1
     assert result["gflops"] == pytest.approx(1_425_940_480 / 0.25 / 1e9)
     assert result["version"] == calibration.VERSION and result["device"] == "cpu" and result["threads"] >= 1
 
 
+def test_a_fast_machine_times_enough_passes_per_sample():
+    # A 5 ms pass (a fast machine) is timed 20 passes at a time to fill 0.1 s; samples stay per pass.
+    result = calibration.calibrate(samples=3, min_sample_seconds=0.1, clock=MockClock(0.005))
+    assert result["passes_per_sample"] == 20
+    assert result["samples"] == [pytest.approx(0.005 / 20)] * 3  # the mock clock ticks once per sample
+
+
+def test_calibrate_runs_on_the_training_thread_count(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("HARNESS_THREADS", "1")
+    before = torch.get_num_threads()
+    assert calibration.calibrate(samples=3, clock=MockClock(0.25))["threads"] == 1
+    assert torch.get_num_threads() == before  # the caller's setting is left as it was
+
+
 def test_calibrate_on_this_machine_takes_real_time():
-    result = calibration.calibrate(repeats=2)
-    assert len(result["samples"]) == 2 and all(s > 0 for s in result["samples"])
+    result = calibration.calibrate(samples=3, min_sample_seconds=0.02)
+    assert len(result["samples"]) == 3 and all(s > 0 for s in result["samples"])
     assert result["gflops"] > 0.1  # even a crowded 2-core machine does better than this
+    assert result["spread"] is not None and result["spread"] >= 0
+
+
+def test_spread_is_the_interquartile_range_over_the_median():
+    assert calibration.spread([1.0, 1.0, 1.0, 1.0]) == 0.0
+    assert calibration.spread([0.7, 1.0, 1.3]) == pytest.approx(30.0)
+    assert calibration.spread([1.0, 1.0]) is None  # too few samples to say
 
 
 def test_merge_keeps_all_samples_and_their_median():
@@ -47,5 +72,6 @@ def test_merge_keeps_all_samples_and_their_median():
     after = {"version": 1, "samples": [0.3, 0.3, 0.3], "seconds": 0.3}
     merged = calibration.merge(before, after)
     assert merged["samples"] == [0.1] * 3 + [0.3] * 3 and merged["seconds"] == pytest.approx(0.2)
+    assert merged["spread"] == pytest.approx(100.0)  # the load changed during the run: an unsteady calibration
     with pytest.raises(ValueError, match="versions"):
         calibration.merge(before, {**after, "version": 2})

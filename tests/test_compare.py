@@ -137,6 +137,73 @@ def test_history_shows_a_metric_over_runs(history, console):
     assert 1.2 < series[3].median / series[0].median < 1.4
     console.print(history_command.history_table(request, runs, rows))
     output = console.file.getvalue()
-    assert "train_seconds (s) over 4 run(s)" in output and "Calibration (s)" in output
+    assert "train_seconds (s) over 4 run(s)" in output and "Calibration (median ± spread)" in output
     with pytest.raises(UserError, match="metric='nothing'"):
         history_command.collect(history_command.HistoryRequest("demo", "nothing", reports=history))
+
+
+def _malformed_results(folder, case: str):
+    document = json.loads((folder / "results.json").read_text())
+    if case == "a list":
+        return [document]
+    if case == "cells null":
+        return {**document, "cells": None}
+    if case == "a cell without record":
+        del document["cells"][1]["record"]
+        return document
+    if case == "a cell whose seed is text":
+        document["cells"][0]["cell"]["seed"] = "zero"
+        return document
+    if case == "a bad threshold":
+        document["config"]["regression"] = {"fail": "train_seconds:-5%"}
+        return document
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(("case", "field"), [
+    ("a list", "expected a JSON object at the top, found a list"),
+    ("cells null", "cells: input should be a valid list (found null)"),
+    ("a cell without record", "cells[1].record: field required"),
+    ("a cell whose seed is text", "cells[0].cell.seed: input should be a valid integer"),
+    ("a bad threshold", "config.regression.fail: value error, threshold 'train_seconds:-5%' guards the wrong side"),
+])
+def test_a_malformed_results_file_is_one_line_naming_the_file_and_field(history, tmp_path, capsys, case, field):
+    broken = tmp_path / "results.json"
+    broken.write_text(json.dumps(_malformed_results(history / "demo" / "r2-noise", case)))
+    assert cli.main(["compare", "r1-plain", str(broken), f"reports={history}"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"harness: error: results file {broken}: ") and field in error
+    assert "\n" not in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d["suites"]["demo"].pop("cells"), "suites.demo.cells: field required"),
+    (lambda d: d["suites"]["demo"]["cells"][0].update(samples={"train_seconds": "fast"}),
+     "suites.demo.cells[0].samples.train_seconds: input should be a valid list"),
+    (lambda d: d["suites"]["demo"]["environment"].update(calibration={"seconds": -1}),
+     "suites.demo.environment.calibration.seconds: input should be greater than 0"),
+    (lambda d: d.update(format="something-else"), "format: input should be 'harness-baseline'"),
+    (lambda d: d.update(suites=[]), "suites: input should be a valid dictionary (found a list)"),
+])
+def test_a_malformed_baseline_file_is_one_line_naming_the_file_and_field(history, capsys, change, field):
+    path, _ = baseline_command.update("demo", history, run_id="r1-plain")
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+    assert cli.main(["compare", str(path), "r2-noise", f"reports={history}"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"harness: error: baseline file {path}: ") and field in error and "\n" not in error
+    # Nor is a malformed file overwritten by the next update: it is reported the same way.
+    with pytest.raises(UserError, match="baseline file"):
+        baseline_command.update("demo", history, run_id="r2-noise")
+
+
+def test_compare_with_a_rerun_confirms_only_what_both_runs_show(history, capsys):
+    baseline_file = str(history / "baselines" / "cpu-nightly.json")
+    assert cli.main(["baseline", "update", "suite=demo", "run=r1-plain", f"reports={history}"]) == 0
+    assert cli.main(["compare", baseline_file, "r4-slow", "rerun=r4-slow", f"reports={history}"]) == 1
+    assert "confirmed by a second run" in capsys.readouterr().err
+    # The slow run followed by a normal one: a one-off, not confirmed; exit 0.
+    assert cli.main(["compare", baseline_file, "r4-slow", "rerun=r2-noise", f"reports={history}"]) == 0
+    assert cli.main(["compare", baseline_file, "rerun=r2-noise", f"reports={history}"]) == 2
+    assert "rerun= needs CURRENT" in capsys.readouterr().err

@@ -25,7 +25,7 @@ import pytest
 
 from harness.cells import Cell, CellResult
 from harness.compare.baselines import from_store
-from harness.compare.regression import compare
+from harness.compare.comparison import compare
 from harness.report import html as html_report
 from harness.report.tables import Table
 from harness.store import ResultsStore, RunInfo, write_run_files

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from harness.commands.args import command_help, parse_arguments
 from harness.compare import baselines
-from harness.compare.regression import RunResults
+from harness.compare.results import RunResults
 from harness.errors import UserError
 from harness.paths import reports_dir
 from harness.store import ResultsStore
@@ -61,16 +61,15 @@ def update(suite: str, reports: Path, run_id: str | None = None, profile: str | 
 def show(paths: list[Path], console: Console) -> None:
     """A table of the suites in each baseline file."""
     table = Table(title="baselines", title_justify="left")
-    for column in ("File", "Suite", "Run", "Profile", "Created", "Commit", "Cells", "Calibration (s)"):
-        table.add_column(column, justify="right" if column in ("Cells", "Calibration (s)") else "left")
+    for column in ("File", "Suite", "Run", "Profile", "Created", "Commit", "Cells", "Calibration"):
+        table.add_column(column, justify="right" if column in ("Cells", "Calibration") else "left")
     for path in paths:
         for name, results in baselines.read_baseline(path).items():
             commit = str(results.environment.get("git_commit") or "–")[:10]
             if results.environment.get("git_dirty"):
                 commit += "*"
-            calibration = results.calibration_seconds
             table.add_row(path.name, name, results.run_id, results.profile, results.created, commit,
-                          str(len(results.cells)), "–" if calibration is None else f"{calibration:.3f}")
+                          str(len(results.cells)), results.calibration_text())
     console.print(table)
 
 

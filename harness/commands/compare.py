@@ -1,13 +1,14 @@
-"""harness compare BASELINE [CURRENT] [fail=METRIC:±N[%],...] [alpha=P] [normalize=auto|always|never] [reports=DIR] [json=PATH]
+"""harness compare BASELINE [CURRENT] [rerun=RUN] [fail=METRIC:±N[%],...] [alpha=P] [normalize=auto|always|never] [reports=DIR] [json=PATH]
 
 Compares a run against a baseline, row by row (a row pools a model's seeds and repeats), and exits 1
-when anything regressed. BASELINE and CURRENT are each a baseline file (reports/baselines/*.json),
+when anything regressed. BASELINE, CURRENT and RUN are each a baseline file (reports/baselines/*.json),
 a results.json or run folder, or a run id of the store. Without CURRENT, each suite of BASELINE is
 compared with the newest finished run of that suite and profile in the store.
 
 Thresholds come from the suite's [regression] table (default test_accuracy:-1.0,train_seconds:+10%);
 fail= replaces those of the metrics it names. A change counts only beyond both its threshold and the
-noise (see harness.compare.regression).
+noise (see harness.compare.checks). A timing measured once per side is "unconfirmed" and fails
+nothing; rerun= names a second run of the same code, and a change seen in both runs is confirmed.
 """
 
 from __future__ import annotations
@@ -22,20 +23,16 @@ from rich.text import Text
 
 from harness.commands.args import parse_arguments
 from harness.compare import baselines
-from harness.compare.regression import (
-    Comparison,
-    Outcome,
-    RunResults,
-    Verdict,
-    compare,
-    parse_checks,
-    unit,
-)
+from harness.compare.checks import Outcome, Verdict, parse_checks
+from harness.compare.comparison import WARNING, Comparison, compare, confirm
+from harness.compare.results import RunResults
 from harness.errors import RegressionFound, UserError
 from harness.paths import atomic_write, reports_dir
 from harness.store import ResultsStore
+from harness.thresholds import unit
 
 OPTIONS = {
+    "rerun": "a second run of CURRENT's code: a regression must show in both runs",
     "fail": "thresholds replacing the suite's, e.g. test_accuracy:-0.5,train_seconds:+10%",
     "alpha": "significance level of the noise tests (default: the suite's, 0.05)",
     "normalize": "auto | always | never: scale timings by the calibration workload (default auto)",
@@ -50,6 +47,8 @@ class CompareRequest:
 
     baseline: str
     current: str | None = None
+    #: A second run of the current code; None: judge CURRENT alone.
+    rerun: str | None = None
     fail: str | None = None
     alpha: float | None = None
     normalize: str | None = None
@@ -72,11 +71,14 @@ def request_from_arguments(argv: list[str]) -> CompareRequest:
             raise UserError(f"alpha={options['alpha']!r}: expected a number between 0 and 1") from None
         if not 0 < alpha < 1:
             raise UserError(f"alpha={alpha}: expected a number between 0 and 1")
+    if "rerun" in options and len(args.positional) < 2:
+        raise UserError("rerun= needs CURRENT too: harness compare BASELINE CURRENT rerun=RUN")
     if options.get("normalize") not in (None, "auto", "always", "never"):
         raise UserError(f"normalize={options['normalize']!r}: allowed: auto, always, never")
     return CompareRequest(
         baseline=args.positional[0],
         current=args.positional[1] if len(args.positional) > 1 else None,
+        rerun=options.get("rerun"),
         fail=options.get("fail"),
         alpha=alpha,
         normalize=options.get("normalize"),
@@ -102,12 +104,25 @@ def pairs(request: CompareRequest) -> list[tuple[RunResults, RunResults]]:
         return [(results, baselines.latest(store, suite, results.profile)) for suite, results in before.items()]
 
 
+def reruns(request: CompareRequest) -> dict[str, RunResults]:
+    """The second runs named by rerun=, by suite (none without it)."""
+    if request.rerun is None:
+        return {}
+    return {results.suite: results for results in baselines.resolve(request.rerun, request.reports)}
+
+
 def run(request: CompareRequest, console: Console) -> list[Comparison]:
     """Compare and print; returns the comparisons (the caller decides what a regression means)."""
-    comparisons = [
-        compare(baseline, current, request.fail, request.alpha, request.normalize)
-        for baseline, current in pairs(request)
-    ]
+    second = reruns(request)
+    comparisons = []
+    for baseline, current in pairs(request):
+        comparison = compare(baseline, current, request.fail, request.alpha, request.normalize)
+        if request.rerun is not None:
+            if current.suite not in second:
+                raise UserError(f"rerun={request.rerun} has no run of suite {current.suite!r}")
+            again = compare(baseline, second[current.suite], request.fail, request.alpha, request.normalize)
+            comparison = confirm(comparison, again)
+        comparisons.append(comparison)
     for comparison in comparisons:
         print_comparison(comparison, console)
     if request.json is not None:
@@ -189,14 +204,18 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     """The table, then what changed in the environment, then a one-line summary."""
     console.print(comparison_table(comparison))
     for verdict in comparison.verdicts:
-        if verdict.reason and verdict.outcome in (Outcome.REGRESSED, Outcome.NOISE):
+        if verdict.reason and verdict.outcome in (Outcome.REGRESSED, Outcome.NOISE, Outcome.UNCONFIRMED):
             console.print(f"{verdict.outcome.marker} {verdict.row}, {verdict.metric}: {verdict.reason}", markup=False)
     for note in comparison.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(note if note.startswith(WARNING) else f"note: {note}", markup=False)
     if comparison.environment_changes:
         changes = ", ".join(f"{c.key} {c.baseline} -> {c.current}" for c in comparison.environment_changes[:8])
         more = len(comparison.environment_changes) - 8
         console.print(f"environment changed: {changes}" + (f" (+{more} more)" if more > 0 else ""), markup=False)
     counts = comparison.counts()
     summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+    unconfirmed = counts[Outcome.UNCONFIRMED.value]
+    if unconfirmed:
+        console.print(f"{unconfirmed} unconfirmed change(s) fail nothing: confirm them with a second run "
+                      "(rerun=RUN; harness nightly measures again by itself) or with repeats", markup=False)
     console.print(f"{comparison.suite}: {summary or 'nothing compared'}", markup=False)

@@ -16,10 +16,12 @@ from rich.table import Table
 
 from harness.commands.args import parse_arguments
 from harness.compare import baselines
-from harness.compare.regression import RunResults, SampleStats, is_timing, unit
+from harness.compare.results import RunResults
+from harness.compare.stats import SampleStats
 from harness.errors import UserError
 from harness.paths import reports_dir
 from harness.store import ResultsStore
+from harness.thresholds import is_timing, unit
 
 OPTIONS = {
     "suite": "suite name",
@@ -84,7 +86,7 @@ def history_table(request: HistoryRequest, runs: list[RunResults], rows: dict[st
     table.add_column("Profile")
     table.add_column("Commit")
     if is_timing(request.metric):
-        table.add_column("Calibration (s)", justify="right")
+        table.add_column("Calibration (median ± spread)", justify="right")
     for row in rows:
         table.add_column(row, justify="right")
     for index, results in enumerate(runs):
@@ -93,8 +95,7 @@ def history_table(request: HistoryRequest, runs: list[RunResults], rows: dict[st
             commit += "*"  # the tree had uncommitted changes: the commit alone does not say what ran
         line = [results.run_id, results.created.replace("T", " ")[:19], results.profile, commit]
         if is_timing(request.metric):
-            calibration = results.calibration_seconds
-            line.append("–" if calibration is None else f"{calibration:.3f}")
+            line.append(results.calibration_text())
         line += [cell_text(series[index], request.metric) for series in rows.values()]
         table.add_row(*line)
     return table

@@ -3,8 +3,9 @@
 The nightly regression check, the same in CI and on a desk (`tox -e nightly`): runs each suite
 (its `nightly` profile, or `smoke` where it has none), compares each run with the suite's entry in
 the baseline file (default reports/baselines/<cpu|cuda>-<profile>.json), and when something
-regressed runs that suite once more and keeps only the regressions the second run confirms: one
-noisy run on a shared machine never fails the night alone. Writes each run's report.html (with the
+regressed, or changed beyond its threshold without a noise estimate ("unconfirmed"), runs that suite
+once more and keeps only the regressions the second run confirms: one noisy run on a shared machine
+never fails the night alone. Writes each run's report.html (with the
 comparison) and benchmark.json (pytest-benchmark format), reports/index.html and
 reports/nightly.json; exits 1 on a confirmed regression. Other key=value pairs are suite overrides.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 
@@ -21,7 +23,9 @@ from harness import runner
 from harness.commands import compare as compare_command
 from harness.commands.args import parse_arguments
 from harness.compare import baselines, benchmark_export, calibration
-from harness.compare.regression import Comparison, RunResults, compare, parse_checks
+from harness.compare.checks import parse_checks
+from harness.compare.comparison import Comparison, compare, confirm
+from harness.compare.results import RunResults
 from harness.errors import RegressionFound, UserError
 from harness.paths import atomic_write, reports_dir
 from harness.runner import render_run
@@ -96,20 +100,27 @@ def measure(request: NightlyRequest, suite: str, profile: str, console: Console)
         return baselines.from_store(store, run.run_id)
 
 
+def judge(baseline: RunResults, measure_once: Callable[[], RunResults], fail: str | None, remeasure: bool,
+          console: Console) -> list[Comparison]:
+    """Compare a fresh run with the baseline; when it shows suspects (regressions, or changes beyond a
+    threshold that one measurement cannot confirm), measure again and judge the second run with the
+    first (:func:`harness.compare.comparison.confirm`). The last comparison holds the night's verdicts."""
+    comparisons = [compare(baseline, measure_once(), fail)]
+    suspects = comparisons[0].suspects
+    if suspects and remeasure:
+        console.print(f"{baseline.suite}: {len(suspects)} suspected regression(s); measuring once more", markup=False)
+        comparisons.append(confirm(comparisons[0], compare(baseline, measure_once(), fail)))
+    return comparisons
+
+
 def check_suite(request: NightlyRequest, suite: str, expected: dict[str, RunResults], console: Console) -> SuiteOutcome:
     profile = suite_profile(suite, request.profile, console)
     if suite not in expected:
         raise UserError(f"baseline {request.baseline_file} has no suite {suite!r}: run it, then "
                         f"harness baseline update suite={suite} profile={request.profile}")
-    comparisons = [compare(expected[suite], measure(request, suite, profile, console), request.fail)]
-    first = {(v.row, v.metric) for v in comparisons[0].regressions}
-    if first and request.remeasure:
-        console.print(f"{suite}: {len(first)} suspected regression(s); measuring once more", markup=False)
-        comparisons.append(compare(expected[suite], measure(request, suite, profile, console), request.fail))
-        second = {(v.row, v.metric) for v in comparisons[1].regressions}
-        confirmed = [v.message for v in comparisons[1].regressions if (v.row, v.metric) in first & second]
-    else:
-        confirmed = [v.message for v in comparisons[0].regressions]
+    comparisons = judge(expected[suite], lambda: measure(request, suite, profile, console), request.fail,
+                        request.remeasure, console)
+    confirmed = [v.message for v in comparisons[-1].regressions]
     for comparison in comparisons:
         compare_command.print_comparison(comparison, console)
         folder = request.reports / suite / comparison.current_id

@@ -4,7 +4,8 @@ A baseline file (``reports/baselines/<device-kind>-<profile>.json``, committed) 
 run it was taken from reduced to what a comparison needs: identity, environment (calibration
 included), the suite's regression settings, and each cell's record and repeated timings, without the
 bulky artifacts. It is versioned like the results store: a file from a newer harness is refused
-rather than misread, and older versions would be migrated on read.
+rather than misread, and older versions would be migrated on read; both file kinds are read through
+the schemas of :mod:`harness.compare.files`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.cells import StoredCell, nan_free
-from harness.compare.regression import CellSummary, RunResults, SampleStats, Side
+from harness.compare.files import BASELINE_FORMAT, BASELINE_SCHEMA_VERSION, read_baseline, read_results_file
+from harness.compare.results import CellSummary, RunResults, Side
+from harness.compare.stats import SampleStats
 from harness.errors import UserError
 from harness.paths import atomic_write
-from harness.store import ResultsStore, RunInfo, now, read_run_file
-
-FORMAT = "harness-baseline"
-SCHEMA_VERSION = 1
+from harness.store import ResultsStore, RunInfo, now
 
 
 def summarize(run: RunInfo, cells: list[StoredCell]) -> RunResults:
@@ -60,39 +60,26 @@ def baseline_path(reports: Path, kind: str, profile: str) -> Path:
 
 
 def is_baseline_file(path: Path) -> bool:
+    """Whether ``path`` claims to be a baseline file: a ``"format"`` key near its start (baseline files
+    are written with sorted keys; a results.json has none), so a damaged one is read, and reported, as
+    a baseline rather than as a results file."""
     try:
-        with open(path) as handle:
+        with open(path, errors="replace") as handle:
             head = handle.read(200)
     except OSError:
         return False
-    return f'"{FORMAT}"' in head
-
-
-def read_baseline(path: Path) -> dict[str, RunResults]:
-    """The suites of a baseline file, by name."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"no baseline file at {path}: write one with harness baseline update suite=NAME") from None
-    except json.JSONDecodeError as error:
-        raise UserError(f"baseline file {path} is not valid JSON: {error}") from None
-    if document.get("format") != FORMAT:
-        raise UserError(f"{path} is not a harness baseline file (no \"format\": \"{FORMAT}\")")
-    version = document.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise UserError(f"baseline file {path} has schema version {version!r}; this harness reads "
-                        f"1..{SCHEMA_VERSION}: upgrade harness or write the baseline again")
-    return {name: _results_from_json(entry) for name, entry in document.get("suites", {}).items()}
+    return '"format":' in head
 
 
 def write_baseline(path: Path, results: RunResults, profile: str) -> dict[str, Any]:
     """Put ``results`` into the baseline file at ``path`` as its suite's entry (other suites kept)."""
     path = Path(path)
-    document: dict[str, Any] = {"format": FORMAT, "schema_version": SCHEMA_VERSION}
+    document: dict[str, Any] = {"format": BASELINE_FORMAT, "schema_version": BASELINE_SCHEMA_VERSION}
     if path.exists():
-        read_baseline(path)  # refuses a newer or foreign file before it is overwritten
+        read_baseline(path)  # refuses a newer, foreign or malformed file before it is overwritten
         document = json.loads(path.read_text())
-    document.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "device_kind": device_kind(results),
+    document.update({"format": BASELINE_FORMAT, "schema_version": BASELINE_SCHEMA_VERSION,
+                     "device_kind": device_kind(results),
                      "profile": profile, "updated": now()})
     suites = dict(document.get("suites", {}))
     suites[results.suite] = _results_to_json(results)
@@ -116,12 +103,6 @@ def _results_to_json(results: RunResults) -> dict[str, Any]:
     }
 
 
-def _results_from_json(entry: dict[str, Any]) -> RunResults:
-    cells = [CellSummary(**cell) for cell in entry["cells"]]
-    return RunResults(entry["suite"], entry["run_id"], entry["profile"], entry["config_hash"], entry["created"],
-                      entry.get("environment") or {}, entry.get("regression") or {}, cells)
-
-
 def resolve(source: str, reports: Path) -> list[RunResults]:
     """What ``source`` names: a baseline file (every suite in it), a results.json or run folder, or a
     run id of the store in ``reports``."""
@@ -129,8 +110,7 @@ def resolve(source: str, reports: Path) -> list[RunResults]:
     if path.is_file() and is_baseline_file(path):
         return list(read_baseline(path).values())
     if path.is_file() or (path.is_dir() and (path / "results.json").is_file()):
-        run, cells = read_run_file(path)
-        return [summarize(run, cells)]
+        return [read_results_file(path)]
     database = Path(reports) / "results.db"
     if not database.exists():
         raise UserError(f"{source!r} is neither a file nor a run folder, and there is no results store at {database}")

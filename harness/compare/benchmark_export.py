@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.compare.regression import RunResults, SampleStats, Side
+from harness.compare.results import RunResults, Side
+from harness.compare.stats import SampleStats
 from harness.errors import UserError
 from harness.paths import atomic_write
 

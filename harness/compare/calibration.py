@@ -3,9 +3,17 @@
 The workload is the two kernels the report's models spend their time in: a square single-precision
 matrix multiply (dense layers) and a 3x3 convolution over an MNIST-sized batch (conv layers). It is
 timed the way the training loop is (same framework, same thread count, device synchronised before the
-clock is read), warmed up first, and repeated; the median is the run's calibration. A comparison of
-runs from two machines multiplies the current run's timings by ``baseline_seconds / current_seconds``
-(:func:`harness.compare.regression.time_scale`), turning "seconds here" into "seconds on the baseline machine".
+clock is read), warmed up first, and repeated; the median seconds per pass is the run's calibration,
+and the interquartile range of the samples, relative to the median, is its ``spread``: how steady
+the machine was while it was measured. A comparison of runs from two machines multiplies the
+current run's timings by ``baseline_seconds / current_seconds``
+(:func:`harness.compare.comparison.time_scale`), turning "seconds here" into "seconds on the
+baseline's machine".
+
+Each sample times as many passes as fill ``min_sample_seconds``: a fast machine runs one pass in a few
+milliseconds, where the timer, the scheduler's time slice and one interrupt are the whole
+measurement (a 5 ms calibration once scaled a run's timings by 112). Samples are per pass, so the unit
+does not depend on how many passes a sample took.
 
 The workload must never change silently: a different workload is a different unit, so it carries a
 ``version``, and timings are only scaled between calibrations of the same version.
@@ -13,25 +21,32 @@ The workload must never change silently: a different workload is a different uni
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 VERSION = 1
 MATMUL_SIZE = 512
 CONV_BATCH, CONV_CHANNELS, IMAGE = 32, 32, 28
+#: Samples per calibration, and the least time each one lasts: 15 x 0.1 s, about 1.5 s in all.
+SAMPLES = 15
+MIN_SAMPLE_SECONDS = 0.1
 
 
-def calibrate(device: str = "cpu", repeats: int = 9, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+def calibrate(device: str = "cpu", samples: int = SAMPLES, min_sample_seconds: float = MIN_SAMPLE_SECONDS,
+              clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Time the calibration workload on ``device`` (``cpu`` or ``cuda``) and describe it.
 
-    Returns the median seconds of ``repeats`` timed passes (after one untimed warm-up pass) with each
-    sample, the achieved GFLOP/s and the thread count: the entry the runner stores as
-    ``environment['calibration']``. Under a second on an idle 2-core CPU; the median of many short
-    passes, because a shared machine's load comes and goes within a second.
+    Returns the median seconds per pass over ``samples`` timed samples (after an untimed warm-up
+    pass), each sample, their spread, the passes per sample, the achieved GFLOP/s and the thread
+    count: the entry the runner stores as ``environment['calibration']``. Runs on the thread count
+    the training loop uses (``$HARNESS_THREADS`` or the usable cores), whatever torch was set to.
     """
     import torch
     from torch.nn import functional as F
+
+    from harness.backends.base import framework_threads
 
     generator = torch.Generator().manual_seed(0)
     a = torch.rand(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(device)
@@ -50,25 +65,50 @@ def calibrate(device: str = "cpu", repeats: int = 9, clock: Callable[[], float] 
                 torch.mm(a, b)
             F.conv2d(F.relu(F.conv2d(images, kernel1)), kernel2)
 
-    workload()  # warm-up: first calls allocate and pick kernels
-    synchronize()
-    samples = []
-    for _ in range(repeats):
+    def timed(passes: int) -> float:
         started = clock()
-        workload()
+        for _ in range(passes):
+            workload()
         synchronize()
-        samples.append(clock() - started)
-    seconds = statistics.median(samples)
-    return {
+        return (clock() - started) / passes
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(framework_threads())
+    try:
+        workload()  # warm-up: first calls allocate and pick kernels
+        synchronize()
+        one = timed(1)
+        passes = max(1, math.ceil(min_sample_seconds / one)) if one > 0 else 1
+        per_pass = [timed(passes) for _ in range(samples)]
+        threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads_before)
+    return describe({
         "version": VERSION,
         "workload": f"4x matmul {MATMUL_SIZE}^2 fp32 + conv3x3 1->{CONV_CHANNELS}->{CONV_CHANNELS} "
                     f"on {CONV_BATCH}x{IMAGE}x{IMAGE}",
         "device": device,
-        "threads": torch.get_num_threads(),
-        "seconds": seconds,
-        "samples": samples,
-        "gflops": workload_flops() / seconds / 1e9 if seconds > 0 else None,
-    }
+        "threads": threads,
+        "passes_per_sample": passes,
+        "samples": per_pass,
+    })
+
+
+def spread(samples: Sequence[float]) -> float | None:
+    """The interquartile range of ``samples`` as a percentage of their median (None for fewer than
+    three samples or a zero median): how steady the same fixed work ran."""
+    if len(samples) < 3:
+        return None
+    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return 100.0 * (q3 - q1) / median if median > 0 else None
+
+
+def describe(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with its median ``seconds``, ``spread`` and ``gflops`` worked out from its samples."""
+    samples = list(entry["samples"])
+    seconds = statistics.median(samples)
+    return {**entry, "samples": samples, "seconds": seconds, "spread": spread(samples),
+            "gflops": workload_flops() / seconds / 1e9 if seconds > 0 else None}
 
 
 def workload_flops() -> int:
@@ -82,10 +122,7 @@ def workload_flops() -> int:
 
 def merge(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """One calibration from two taken around a run (before the first cell, after the last): all
-    samples, and their median, so a load that came or went during the run is reflected."""
+    samples, their median and spread, so a load that came or went during the run is reflected."""
     if before.get("version") != after.get("version"):
         raise ValueError("calibrations of different workload versions cannot be merged")
-    samples = list(before["samples"]) + list(after["samples"])
-    seconds = statistics.median(samples)
-    return {**before, "samples": samples, "seconds": seconds,
-            "gflops": workload_flops() / seconds / 1e9 if seconds > 0 else None}
+    return describe({**before, "samples": list(before["samples"]) + list(after["samples"])})

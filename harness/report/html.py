@@ -19,17 +19,14 @@ from typing import Any
 
 from harness.cells import StoredCell
 from harness.compare import baselines
-from harness.compare.regression import (
-    Comparison,
-    Outcome,
-    RunResults,
-    SampleStats,
-    flatten,
-    unit,
-)
+from harness.compare.checks import Outcome
+from harness.compare.comparison import Comparison, flatten
+from harness.compare.results import RunResults
+from harness.compare.stats import SampleStats
 from harness.paths import atomic_write
 from harness.report.tables import Table, format_cell
 from harness.store import ResultsStore, RunInfo
+from harness.thresholds import unit
 
 PAGE = "report.html"
 INDEX = "index.html"

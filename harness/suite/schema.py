@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from harness.compare.regression import RegressionSettings
 from harness.errors import UserError
+from harness.suite.regression_settings import RegressionSettings
 from harness.suite.spec import ModelSpec
 
 BACKEND_NAMES = ("torch", "tensorflow")

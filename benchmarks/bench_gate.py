@@ -1,0 +1,156 @@
+"""Does the regression gate cry wolf, and does it still bark? Real runs of the nightly profile.
+
+    python benchmarks/bench_gate.py runs  --reports DIR [--suites mlp_baseline,cnn_baseline] [--pairs 5] [--slowed 2]
+    python benchmarks/bench_gate.py judge --reports DIR [--baseline reports/baselines/cpu-nightly.json]
+
+``runs`` runs each suite's nightly profile ``2 * pairs`` times as the code is, and ``slowed`` more times
+with every optimizer step made 30 % slower (a sleep after each step, as long as 30 % of the step's
+own time: a monkeypatch in this process only, not an option of the harness). Run ids go to
+DIR/gate-runs.json. ``judge`` runs ``harness compare`` (the command line, for its exit codes) on each
+same-code pair, on a plain run with 2 points taken off every test accuracy in its results.json, on
+each slowed run alone (shown, not judged: one run may be "unconfirmed") and on the two slowed runs
+as run and rerun (as ``harness nightly`` measures a suspect again), and the same kinds against the
+committed baseline; it prints a table and writes DIR/gate-judged.json. Timings depend on the
+machine's load: say what else ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOWDOWN = 0.30
+
+
+def slow_down_optimizer_steps(factor: float) -> None:
+    """Sleep after each Adam step for ``factor`` x the time since the previous step ended (forward,
+    backward and the step itself); the first step of an epoch, after validation, uses its own time."""
+    import torch
+
+    original = torch.optim.Adam.step
+    last_end: list[float] = []
+
+    def step(self, *args, **kwargs):
+        called = time.perf_counter()
+        result = original(self, *args, **kwargs)
+        done = time.perf_counter()
+        work = done - last_end[0] if last_end and done - last_end[0] < 1.0 else done - called
+        time.sleep(factor * work)
+        last_end[:] = [time.perf_counter()]
+        return result
+
+    torch.optim.Adam.step = step
+
+
+def runs(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT))
+    from rich.console import Console
+
+    from harness import runner
+
+    manifest_path = args.reports / "gate-runs.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    console = Console(file=sys.stderr, width=120)
+    plan = [(suite, False) for _ in range(2 * args.pairs) for suite in args.suites]
+    plan += [(suite, True) for _ in range(args.slowed) for suite in args.suites]
+    patched = False
+    for suite, slowed in plan:
+        if slowed and not patched:
+            slow_down_optimizer_steps(SLOWDOWN)
+            patched = True
+        started = time.perf_counter()
+        outcome = runner.run(runner.RunRequest(suite, "nightly", resume="no", reports=args.reports), console)
+        entry = manifest.setdefault(suite, {"plain": [], "slowed": []})
+        entry["slowed" if slowed else "plain"].append(outcome.run.run_id)
+        entry.setdefault("wall_seconds", []).append(round(time.perf_counter() - started, 1))
+        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+        print(f"{suite} {'slowed' if slowed else 'plain'} {outcome.run.run_id} {time.perf_counter() - started:.0f} s",
+              flush=True)
+
+
+def harness_compare(reports: Path, *sources: str) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "harness", "compare", *sources, f"reports={reports}"],
+                          cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    summary = next((line for line in reversed(lines) if ": " in line and not line.startswith("harness:")), "")
+    return done.returncode, summary
+
+
+def drop_accuracy(reports: Path, suite: str, run_id: str, points: float) -> Path:
+    """A copy of the run's results.json with ``points`` taken off every cell's test accuracy."""
+    document = json.loads((reports / suite / run_id / "results.json").read_text())
+    dropped = copy.deepcopy(document)
+    dropped["run_id"] = f"{run_id}-drop{points:g}"
+    for cell in dropped["cells"]:
+        if isinstance(cell["record"].get("test_accuracy"), (int, float)):
+            cell["record"]["test_accuracy"] -= points
+    path = reports / "gate-dropped" / suite / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dropped, indent=1))
+    return path
+
+
+def accuracy(reports: Path, suite: str, run_id: str) -> dict[str, float]:
+    document = json.loads((reports / suite / run_id / "results.json").read_text())
+    return {cell["cell"]["model"]: cell["record"].get("test_accuracy") for cell in document["cells"]}
+
+
+def judge(args: argparse.Namespace) -> None:
+    manifest = json.loads((args.reports / "gate-runs.json").read_text())
+    judged = []
+    for suite, entry in manifest.items():
+        plain, slowed = entry["plain"], entry["slowed"]
+        pairs = list(zip(plain[0::2], plain[1::2]))
+        differences = [max(abs(accuracy(args.reports, suite, a)[m] - accuracy(args.reports, suite, b)[m])
+                           for m in accuracy(args.reports, suite, a)) for a, b in pairs]
+        # (what, baseline, current, more arguments, the exit code a right gate gives; None: shown only)
+        cases = [("same code", a, b, (), 0) for a, b in pairs]
+        cases.append(("-2 points", plain[0], str(drop_accuracy(args.reports, suite, plain[1], 2.0)), (), 1))
+        cases += [("30% slower, one run", plain[0], run, (), None) for run in slowed]
+        cases.append(("30% slower, rerun", plain[0], slowed[0], (f"rerun={slowed[1]}",), 1))
+        cases.append(("same code, rerun", plain[0], plain[1], (f"rerun={plain[3]}",), 0))
+        if args.baseline is not None:
+            committed = str(args.baseline)
+            cases += [("same code vs baseline", committed, run, (), 0) for run in plain[1:]]
+            cases.append(("-2 points vs baseline", committed,
+                          str(drop_accuracy(args.reports, suite, plain[-1], 2.0)), (), 1))
+            cases += [("30% slower vs baseline, one run", committed, run, (), None) for run in slowed]
+            cases.append(("30% slower vs baseline, rerun", committed, slowed[0], (f"rerun={slowed[1]}",), 1))
+        for kind, baseline, current, more, expected in cases:
+            code, summary = harness_compare(args.reports, baseline, current, *more)
+            judged.append({"suite": suite, "case": kind, "baseline": baseline, "current": current, "more": list(more),
+                           "exit": code, "expected": expected, "summary": summary})
+            verdict = "-" if expected is None else ("ok" if code == expected else "WRONG")
+            print(f"{verdict:5} {suite:13} {kind:32} exit {code} (want {'-' if expected is None else expected})  "
+                  f"{Path(current).name:28} {summary}", flush=True)
+        print(f"{suite}: largest test-accuracy difference over {len(pairs)} same-code pairs: "
+              f"{max(differences):.2f} points ({', '.join(f'{d:.2f}' for d in differences)}); "
+              f"run wall time {min(entry['wall_seconds']):.0f}-{max(entry['wall_seconds']):.0f} s", flush=True)
+    (args.reports / "gate-judged.json").write_text(json.dumps(judged, indent=1) + "\n")
+    wrong = [j for j in judged if j["expected"] is not None and j["exit"] != j["expected"]]
+    print(f"{sum(j['expected'] is not None for j in judged)} judged comparisons, {len(wrong)} wrong")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=("runs", "judge"))
+    parser.add_argument("--reports", type=Path, required=True)
+    parser.add_argument("--suites", default="mlp_baseline,cnn_baseline")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--slowed", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, default=None)
+    args = parser.parse_args()
+    args.suites = [name for name in args.suites.split(",") if name]
+    args.reports = args.reports.resolve()
+    args.reports.mkdir(parents=True, exist_ok=True)
+    runs(args) if args.phase == "runs" else judge(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""A run against its baseline: every check on every row, timings put on the baseline's scale, and
+what may explain a change (environment differences, the machine's load).
+
+Timings are scaled by the runs' calibration workloads (:mod:`harness.compare.calibration`), so
+"seconds here" become "seconds on the baseline's machine, as busy as it was then". Two guards keep the
+scaling honest:
+
+- A factor outside 1/3..3 means the two machines (or one machine at two moments) are too different
+  for a matmul to stand for a training loop: the timings are reported *not comparable*, with a
+  warning, instead of being multiplied by, say, 112 and then called "within noise".
+- A calibration whose own spread exceeds 25 % (interquartile range of its samples over their median)
+  was taken while the machine's speed wandered: its factor cannot be trusted, so a timing regression
+  of that run is *unconfirmed* until a second run shows it again.
+
+Measured on the shared development machine over nine pairs of real runs, three with an injected 30 %
+slowdown: raw seconds caught one slowdown and called plain pairs -48 % "improved"; per-epoch samples
+scaled by the calibration caught two (the third at +28 %, within noise) and raised no false alarm.
+With ``normalize=auto`` runs of one machine stay unscaled, but a timing regression must then also
+survive the scaling (a busy machine is not blamed on the code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from harness.compare.checks import SUSPECT, Check, EqualCheck, Outcome, StatusCheck, Verdict, parse_checks
+from harness.compare.results import RunResults, Side
+from harness.thresholds import is_timing
+
+#: Environment entries that identify the machine: when they differ, timings need the calibration.
+MACHINE_KEYS = ("cpu", "cpu_cores", "gpu")
+#: Calibration ratios beyond which timings are not compared (see the module docstring).
+MAX_TIME_SCALE = 3.0
+#: Calibration spread (percent) beyond which a timing regression is not confirmed by one run.
+MAX_CALIBRATION_SPREAD = 25.0
+WARNING = "warning: "
+
+
+@dataclass(frozen=True)
+class EnvironmentChange:
+    """An environment entry that differs between the two runs (what may explain a change)."""
+
+    key: str
+    baseline: Any
+    current: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every verdict of one run against its baseline, with the context needed to read them."""
+
+    suite: str
+    baseline_id: str
+    current_id: str
+    checks: tuple[str, ...]
+    alpha: float
+    #: Factor the current run's timings were multiplied by (baseline calibration / current calibration).
+    time_scale: float
+    verdicts: tuple[Verdict, ...]
+    environment_changes: tuple[EnvironmentChange, ...] = ()
+    #: What to know to read the verdicts; those starting ``warning:`` say the comparison is weaker than
+    #: it looks (timings not comparable, say). Notes, so every writer of comparisons shows them.
+    notes: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        return [note for note in self.notes if note.startswith(WARNING)]
+
+    @property
+    def regressions(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if verdict.regressed]
+
+    @property
+    def suspects(self) -> list[Verdict]:
+        """Regressions and unconfirmed changes: what a second measurement is asked about."""
+        return [verdict for verdict in self.verdicts if verdict.outcome in SUSPECT]
+
+    def counts(self) -> dict[str, int]:
+        """How many verdicts of each outcome."""
+        return {outcome.value: sum(v.outcome is outcome for v in self.verdicts) for outcome in Outcome}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "baseline_id": self.baseline_id,
+            "current_id": self.current_id,
+            "checks": list(self.checks),
+            "alpha": self.alpha,
+            "time_scale": self.time_scale,
+            "counts": self.counts(),
+            "regressions": len(self.regressions),
+            "verdicts": [verdict.as_dict() for verdict in self.verdicts],
+            "environment_changes": [change.as_dict() for change in self.environment_changes],
+            "notes": list(self.notes),
+        }
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys (for environment tables and diffs)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def environment_changes(baseline: dict[str, Any], current: dict[str, Any]) -> list[EnvironmentChange]:
+    """Differing environment entries, calibration samples left out (they always differ)."""
+    old, new = flatten(baseline), flatten(current)
+    skip = ("calibration.", "hostname", "started", "finished")
+    keys = sorted(k for k in set(old) | set(new) if not k.startswith(skip) and old.get(k) != new.get(k))
+    return [EnvironmentChange(key, old.get(key), new.get(key)) for key in keys]
+
+
+@dataclass(frozen=True)
+class TimeScale:
+    """How the current run's timings are put on the baseline's scale, and how far to trust that."""
+
+    factor: float = 1.0
+    note: str | None = None
+    #: Set when timings cannot be compared at all (the factor is out of range).
+    not_comparable: str | None = None
+    #: Set when a calibration was unsteady: timing regressions stay unconfirmed.
+    unsteady: str | None = None
+
+
+def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> TimeScale:
+    """The factor for the current run's timings, with a note saying why, and the warnings that limit it."""
+    before, now = baseline.calibration_seconds, current.calibration_seconds
+    unsteady = [f"{name} {spread:.0f} %" for name, spread in
+                (("baseline", baseline.calibration_spread), ("this run", current.calibration_spread))
+                if spread is not None and spread > MAX_CALIBRATION_SPREAD]
+    unsteady_text = (f"the calibration was unsteady ({', '.join(unsteady)} spread, over {MAX_CALIBRATION_SPREAD:g} %): "
+                     "timing regressions need a second run") if unsteady else None
+    if normalize == "never":
+        return TimeScale(unsteady=unsteady_text)
+    same_machine = all(baseline.environment.get(k) == current.environment.get(k) for k in MACHINE_KEYS)
+    if normalize == "auto" and same_machine:
+        return TimeScale(unsteady=unsteady_text)
+    if before is None or now is None:
+        missing = "baseline" if before is None else "current run"
+        return TimeScale(note=f"timings not normalised: the {missing} has no calibration")
+    factor = before / now
+    described = f"calibration {current.calibration_text()} here vs {baseline.calibration_text()} in the baseline"
+    if not 1 / MAX_TIME_SCALE <= factor <= MAX_TIME_SCALE:
+        return TimeScale(not_comparable=f"timings not comparable with this baseline: the {described} differ by "
+                                        f"x{max(factor, 1 / factor):.1f} (allowed up to x{MAX_TIME_SCALE:g}); "
+                                        "measure a baseline on this kind of machine")
+    return TimeScale(factor, f"timings scaled by {factor:.3f} ({described})", unsteady=unsteady_text)
+
+
+def machine_load(baseline: RunResults, current: RunResults) -> float | None:
+    """For two runs of one machine: baseline calibration / current calibration (below 1 when the
+    machine itself ran slower during the current run), or None without both calibrations."""
+    before, now = baseline.calibration_seconds, current.calibration_seconds
+    versions = {run.calibration.get("version") for run in (baseline, current)}
+    if before is None or now is None or len(versions) != 1:
+        return None
+    return before / now
+
+
+def blame_the_machine(raw: Verdict, normalised: Verdict | None, load: float) -> Verdict:
+    """A timing that regressed in raw seconds but not once scaled by the calibration: the fixed
+    workload slowed down as much, so the machine was busier, and the code is not shown to be slower.
+    Raw seconds are kept for a run on one machine (the calibration adds noise of its own), so a
+    regression has to survive both views."""
+    if normalised is None or normalised.regressed:
+        return raw
+    slower = (1.0 / load - 1.0) * 100.0
+    return replace(raw, outcome=Outcome.NOISE,
+                   message=f"{raw.message}; but the calibration workload ran {slower:+.0f} % slower too "
+                           f"(machine load): {normalised.change:+.1f} % once scaled")
+
+
+def limit_timing(verdict: Verdict, scale: TimeScale) -> Verdict:
+    """A timing verdict as far as the calibration lets it go: not comparable at all, or a regression
+    left unconfirmed when the calibration was unsteady."""
+    if scale.not_comparable is not None:
+        return replace(verdict, outcome=Outcome.NOT_COMPARABLE,
+                       message=f"{verdict.message.partition('; ')[0]}; not compared: the machines differ too much")
+    if scale.unsteady is not None and verdict.regressed:
+        return replace(verdict, outcome=Outcome.UNCONFIRMED,
+                       message=f"{verdict.message}; unconfirmed: the calibration was unsteady")
+    return verdict
+
+
+def compare(baseline: RunResults, current: RunResults, fail: str | None = None, alpha: float | None = None,
+            normalize: str | None = None) -> Comparison:
+    """Judge ``current`` against ``baseline`` row by row.
+
+    Thresholds come from the current run's suite settings, with ``fail`` (command-line thresholds)
+    replacing those of the metrics it names; ``alpha`` and ``normalize`` likewise.
+    """
+    settings = current.settings()
+    checks: list[Check] = [StatusCheck(), EqualCheck("params")]
+    checks += parse_checks(fail or "", parse_checks(settings.fail))
+    alpha = settings.alpha if alpha is None else alpha
+    normalize = normalize or settings.normalize
+    scale = time_scale(baseline, current, normalize)
+    notes = [WARNING + text for text in (scale.not_comparable, scale.unsteady) if text]
+    notes += [note for note in (scale.note,) if note]
+    load = (machine_load(baseline, current) if normalize == "auto" and scale.factor == 1.0
+            and scale.not_comparable is None else None)
+    if baseline.config_hash != current.config_hash:
+        notes.append(f"settings differ (config {baseline.config_hash} vs {current.config_hash}): "
+                     "the runs may not measure the same thing")
+    before_rows, now_rows = baseline.rows(), current.rows()
+    verdicts: list[Verdict] = []
+    for row in list(before_rows) + [r for r in now_rows if r not in before_rows]:
+        before = Side(tuple(before_rows.get(row, ())))
+        now = Side(tuple(now_rows.get(row, ())), scale.factor)
+        status = StatusCheck().judge(row, now, before, alpha)
+        verdicts.append(status)
+        if status.outcome in (Outcome.NEW,) or not now.cells:
+            continue
+        for check in checks[1:]:
+            verdict = check.judge(row, now, before, alpha)
+            if verdict is None:
+                continue
+            if is_timing(verdict.metric):
+                if verdict.regressed and load is not None:
+                    verdict = blame_the_machine(verdict, check.judge(row, replace(now, time_scale=load), before,
+                                                                     alpha), load)
+                verdict = limit_timing(verdict, scale)
+            verdicts.append(verdict)
+    return Comparison(
+        suite=current.suite,
+        baseline_id=baseline.run_id,
+        current_id=current.run_id,
+        checks=tuple(str(check) for check in checks),
+        alpha=alpha,
+        time_scale=scale.factor,
+        verdicts=tuple(verdicts),
+        environment_changes=tuple(environment_changes(baseline.environment, current.environment)),
+        notes=tuple(notes),
+    )
+
+
+def confirm(first: Comparison, rerun: Comparison) -> Comparison:
+    """The rerun's comparison judged with the first: a change that is a suspect (regressed or
+    unconfirmed) in both runs is a confirmed regression; a regression of the rerun alone is not.
+    How ``harness nightly`` and ``harness compare ... rerun=RUN`` keep one noisy run from failing."""
+    suspects = {(v.row, v.metric): v for v in first.suspects}
+    verdicts = []
+    for verdict in rerun.verdicts:
+        earlier = suspects.get((verdict.row, verdict.metric))
+        if earlier is not None and verdict.outcome in SUSPECT:
+            both = (f"{earlier.change:+.1f} then {verdict.change:+.1f} {verdict.change_unit}".rstrip()
+                    if earlier.change is not None and verdict.change is not None else "in both runs")
+            verdict = replace(verdict, outcome=Outcome.REGRESSED,
+                              message=f"{verdict.message.partition('; ')[0]}; confirmed by a second run ({both})")
+        elif verdict.regressed:
+            verdict = replace(verdict, outcome=Outcome.UNCONFIRMED,
+                              message=f"{verdict.message}; unconfirmed: not a regression in run {first.current_id}")
+        verdicts.append(verdict)
+    note = f"measured twice: runs {first.current_id} and {rerun.current_id}; a regression must show in both"
+    return replace(rerun, verdicts=tuple(verdicts), notes=(*rerun.notes, note))

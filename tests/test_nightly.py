@@ -1,0 +1,50 @@
+"""Tests for `harness nightly`'s judgement: a suspect is measured again, and only what the second run
+shows too fails the night. Runs are synthetic (tests/test_regression.py's generator), measured by a
+stand-in that hands them out in order, so no training runs here."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.commands import nightly
+from harness.compare.checks import Outcome
+from tests.test_regression import synthetic_run
+
+
+def measured(*runs):
+    """A stand-in for measuring the suite: each call returns the next run; counts the calls."""
+    queue = list(runs)
+
+    def measure_once():
+        measure_once.calls += 1
+        return queue.pop(0)
+
+    measure_once.calls = 0
+    return measure_once
+
+
+def single(run_id: str, seed: int, slowdown: float = 1.0):
+    return synthetic_run(run_id, seed=seed, seeds=1, repeats=1, slowdown=slowdown)
+
+
+def test_a_clean_night_measures_once(console):
+    measure = measured(single("b", 2))
+    (comparison,) = nightly.judge(single("a", 1), measure, None, True, console)
+    assert measure.calls == 1 and comparison.suspects == []
+
+
+def test_an_unconfirmed_timing_is_measured_again_and_confirmed_when_it_shows_twice(console):
+    measure = measured(single("b", 2, slowdown=1.3), single("c", 3, slowdown=1.3))
+    first, second = nightly.judge(single("a", 1), measure, None, True, console)
+    assert measure.calls == 2
+    assert {v.outcome for v in first.verdicts if v.metric == "train_seconds"} == {Outcome.UNCONFIRMED}
+    assert {(v.row, v.metric) for v in second.regressions} == {
+        ("MLP · torch/cpu", "train_seconds"), ("CNN · torch/cpu", "train_seconds")}
+    assert "measuring once more" in console.file.getvalue()
+
+
+@pytest.mark.parametrize("remeasure", [True, False])
+def test_a_one_off_slow_run_fails_nothing(console, remeasure):
+    measure = measured(single("b", 2, slowdown=1.3), single("c", 3))
+    comparisons = nightly.judge(single("a", 1), measure, None, remeasure, console)
+    assert comparisons[-1].regressions == [] and measure.calls == (2 if remeasure else 1)
