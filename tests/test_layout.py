@@ -18,7 +18,7 @@ PACKAGE = Path(harness.__file__).parent
 
 #: The stages from the bottom up. A module may import its own stage and the stages listed before it.
 LAYERS = [
-    ("errors", "paths", "environment"),
+    ("errors", "paths", "environment", "thresholds"),
     ("suite",),
     ("cells",),
     ("data",),
