@@ -7,6 +7,7 @@ executor can hand it to this process, a container or a cluster node alike, and g
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -75,7 +76,10 @@ class RunContext:
     def artifact_dir(self, cell: Cell) -> Path:
         """A folder of this cell's own, for figures and saved weights."""
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.key.replace("|", "__"))
-        path = self.run_dir / "cells" / safe
+        # The readable name alone is not unique ("Net A" and "Net_A" both become Net_A): a short hash of
+        # the real key keeps two cells from sharing a folder and overwriting each other's files.
+        digest = hashlib.sha256(cell.key.encode()).hexdigest()[:8]
+        path = self.run_dir / "cells" / f"{safe}__{digest}"
         path.mkdir(parents=True, exist_ok=True)
         return path
 

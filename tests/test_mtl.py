@@ -169,6 +169,6 @@ def test_mtl_smoke_run_writes_both_tables_and_every_figure(reports, fashion_mnis
     assert [r["Task"] for r in comparison] == ["task 1 (classes)", "task 2 (groups)"]
     assert [r["Report STL %"] for r in comparison] == ["88.4", "92.8"]
     figures = {path.relative_to(outcome.folder / "cells").as_posix() for path in outcome.folder.glob("cells/*/*.png")}
-    assert "model_STL_task_2__backend_torch__device_cpu__seed_0/confusion_task2.png" in figures
-    assert "model_MTL__backend_torch__device_cpu__seed_0__lambda_0.5/learning_curves.png" in figures
+    assert "model_STL_task_2__backend_torch__device_cpu__seed_0__914ccb31/confusion_task2.png" in figures
+    assert "model_MTL__backend_torch__device_cpu__seed_0__lambda_0.5__a5146413/learning_curves.png" in figures
     assert len(figures) == 2 * 2 + 3 * 3  # STL: curves + confusion; MTL: curves + 2 confusions

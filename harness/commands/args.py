@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from harness.errors import UserError
+from harness.errors import UserError, echo
 from harness.suite.overrides import Override
 
 
@@ -30,14 +30,14 @@ def parse_arguments(argv: list[str], options: dict[str, str], *, allow_overrides
             if len(parsed.positional) < positional:
                 parsed.positional.append(text)
                 continue
-            raise UserError(f"bad argument {text!r}: expected key=value; options: {', '.join(options)}")
+            raise UserError(f"bad argument {echo(text)}: expected key=value; options: {', '.join(options)}")
         override = Override.parse(text)
         if override.key in options:
             parsed.options[override.key] = text.partition("=")[2].strip()
         elif allow_overrides:
             parsed.overrides.append(override)
         else:
-            raise UserError(f"unknown option {override.key!r}; options: {', '.join(options)}")
+            raise UserError(f"unknown option {echo(override.key)}; options: {', '.join(options)}")
     return parsed
 
 

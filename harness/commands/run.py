@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.commands.args import parse_arguments
-from harness.errors import CellsFailed, UserError
+from harness.errors import CellsFailed, UserError, echo
 from harness.paths import reports_dir
 from harness.runner import RunRequest, plan, run
 from harness.suite.overrides import Override
@@ -52,7 +52,7 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
             overrides.append(Override(key, values, f"{option}="))
     container = options.get("container")
     if container not in (None, "cpu", "gpu"):
-        raise UserError(f"container={container!r}: allowed: cpu, gpu")
+        raise UserError(f"container={echo(container)}: allowed: cpu, gpu")
     return RunRequest(
         suite=options["suite"],
         profile=options.get("profile", "full"),

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import UserError
+from harness.errors import UserError, echo
 from harness.suite.overrides import Override, apply_overrides
 from harness.suite.schema import Suite
 
@@ -57,13 +57,13 @@ def load_suite(
     if path.suffix != ".toml":
         path = suites_dir() / f"{name_or_path}.toml"
         if not path.is_file():
-            raise UserError(f"unknown suite {name_or_path!r}; suites: {', '.join(suite_names())}")
+            raise UserError(f"unknown suite {echo(name_or_path)}; suites: {', '.join(suite_names())}")
     raw = read_suite_file(path)
     raw["name"] = path.stem
     where = f"suite {path.stem}"
     base = validate_suite(raw, where, check)  # the file alone must be valid before anything is applied to it
     if profile not in base.profiles:
-        raise UserError(f"{where}: unknown profile {profile!r}; profiles: {', '.join(base.profiles)}")
+        raise UserError(f"{where}: unknown profile {echo(profile)}; profiles: {', '.join(base.profiles)}")
     for name, settings in base.profiles.items():
         # Every profile is checked at load time, so a bad one never waits for the day someone picks it.
         profiled = apply_overrides(raw, Override.from_mapping(settings, f"profile {name}"), where)
@@ -101,14 +101,14 @@ def describe_validation_error(error: ValidationError, raw: Any, prefix: str = ""
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(root, first["loc"])
-        return f"unknown key {field!r}" + (f"; allowed here: {allowed}" if allowed else "")
+        return f"unknown key {echo(field)}" + (f"; allowed here: {allowed}" if allowed else "")
     if first["type"] == "union_tag_invalid":
         return f"{field}: unknown layer type {first['input'].get('type')!r}; allowed: {', '.join(_layer_types())}"
     if first["type"] == "missing":
         return f"{field}: required field missing"
     if first["type"] == "value_error":
         message = str(first["ctx"]["error"])
-    return f"{field}: {message} (got {first.get('input')!r})" if first["type"] != "value_error" else f"{field}: {message}"
+    return f"{field}: {message} (got {echo(first.get('input'))})" if first["type"] != "value_error" else f"{field}: {message}"
 
 
 def _name_models(location: list[str], raw: Any) -> list[str]:

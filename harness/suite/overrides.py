@@ -14,7 +14,11 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from harness.errors import UserError
+from harness.errors import UserError, echo
+
+#: The longest value an override may have. Longer is a mistake (a pasted file), and Python's literal
+#: parser can exhaust the stack or memory on a long enough one (thousands of '-' then '1').
+MAX_VALUE_LENGTH = 10_000
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 
@@ -33,8 +37,8 @@ class Override:
         key, sep, value = text.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UserError(f"bad argument {text!r}: expected key=value (e.g. train.epochs=2)")
-        return cls(key, parse_value(value.strip()), source)
+            raise UserError(f"bad argument {echo(text)}: expected key=value (e.g. train.epochs=2)")
+        return cls(key, parse_value(value.strip(), f"{source} {key}="), source)
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any], source: str) -> list["Override"]:
@@ -42,14 +46,19 @@ class Override:
         return [cls(key, value, source) for key, value in _flatten(settings)]
 
 
-def parse_value(text: str) -> Any:
-    """A literal if the text is one, else the text itself."""
+def parse_value(text: str, name: str = "override") -> Any:
+    """A literal if the text is one, else the text itself; ``name`` says whose value in an error."""
+    if len(text) > MAX_VALUE_LENGTH:
+        raise UserError(f"{name}: value {echo(text)} is too long: at most {MAX_VALUE_LENGTH:,} characters")
     if text.lower() in _WORDS:
         return _WORDS[text.lower()]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+    except (RecursionError, MemoryError):
+        raise UserError(f"{name}: value {echo(text)} is nested too deeply to read; "
+                        "expected a number, a string, true/false or a short list") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[Override], where: str) -> dict[str, Any]:
@@ -68,10 +77,10 @@ def _step(node: Any, part: str, override: Override, path: list[str], where: str)
     if isinstance(node, list):
         return node[_index(node, part, override, where)]
     if not isinstance(node, dict):
-        raise UserError(f"{where}: {override.source} override {override.key!r}: {'.'.join(path[:-1])} has no fields")
+        raise UserError(f"{where}: {override.source} override {echo(override.key)}: {'.'.join(path[:-1])} has no fields")
     child = node.setdefault(part, {})
     if not isinstance(child, (dict, list)):
-        raise UserError(f"{where}: {override.source} override {override.key!r}: {'.'.join(path)} has no fields")
+        raise UserError(f"{where}: {override.source} override {echo(override.key)}: {'.'.join(path)} has no fields")
     return child
 
 
@@ -81,13 +90,13 @@ def _set(node: Any, part: str, override: Override, where: str) -> None:
     elif isinstance(node, dict):
         node[part] = copy.deepcopy(override.value)
     else:
-        raise UserError(f"{where}: {override.source} override {override.key!r}: cannot set a field here")
+        raise UserError(f"{where}: {override.source} override {echo(override.key)}: cannot set a field here")
 
 
 def _index(node: list, part: str, override: Override, where: str) -> int:
     if not part.isdigit() or int(part) >= len(node):
         raise UserError(
-            f"{where}: {override.source} override {override.key!r}: {part!r} is not an index 0..{len(node) - 1}"
+            f"{where}: {override.source} override {echo(override.key)}: {echo(part)} is not an index 0..{len(node) - 1}"
         )
     return int(part)
 

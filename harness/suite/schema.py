@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -24,6 +25,8 @@ from harness.suite.regression_settings import RegressionSettings
 from harness.suite.spec import ModelSpec
 
 BACKEND_NAMES = ("torch", "tensorflow")
+#: Images in each part of each dataset (the IDX headers say the same; checked by tests/test_data.py).
+DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
 DEVICE_NAMES = ("cpu", "cuda", "auto")
 
 
@@ -39,6 +42,18 @@ class DataSettings(_Strict):
     split_seed: int = Field(0, description="Seed of the train/validation split (fixed across cells).")
     train_samples: PositiveInt | None = Field(None, description="Training pool size; None = all 60,000.")
     test_samples: PositiveInt | None = Field(None, description="Test images used; None = all 10,000.")
+
+    @field_validator("train_samples", "test_samples")
+    @classmethod
+    def _within_dataset(cls, count: int | None, info: ValidationInfo) -> int | None:
+        # Known without reading the files, so a count the dataset cannot give fails as the suite loads,
+        # not in every cell after a run has been created.
+        dataset = info.data.get("dataset")
+        part = "train" if info.field_name == "train_samples" else "test"
+        available = DATASET_SIZES.get(dataset, {}).get(part)
+        if count is not None and available is not None and count > available:
+            raise ValueError(f"{count:,} is more than {dataset} has; allowed: 1 to {available:,} ({part} images)")
+        return count
 
 
 class TrainSettings(_Strict):
