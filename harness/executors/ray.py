@@ -70,9 +70,9 @@ class RayExecutor:
             import ray
         except ImportError:
             raise UserError(f"executor=ray: Ray is not installed; {INSTALL_HINT}") from None
-        if not ray.is_initialized():
-            if self.address not in (None, "auto"):
-                _check_reachable(self.address)
+        if self.address not in (None, "auto"):
+            _check_reachable(self.address)
+        if not ray.is_initialized():  # already connected (a test, a notebook): use that instance
             try:
                 ray.init(address=self.address, include_dashboard=False, logging_level=logging.ERROR,
                          log_to_driver=bool(os.environ.get("HARNESS_TRACEBACK")))
