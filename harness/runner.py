@@ -18,7 +18,7 @@ from rich.console import Console
 from harness import environment
 from harness.cells import Cell, RunContext
 from harness.errors import UserError
-from harness.executors import Executor, executor_named
+from harness.executors import Executor, executor_named, run_in_stages
 from harness.paths import point_latest, reports_dir
 from harness.progress import RunProgress
 from harness.store import ResultsStore, RunInfo, now, write_run_files
@@ -42,6 +42,9 @@ class RunRequest:
     resume: str | None = None  # None: automatic; "no": always a new run; else a run id
     reports: Path = field(default_factory=reports_dir)
     container: str | None = None
+    executor: str = "local"
+    #: Options of the executor (e.g. ray's address, cells_per_gpu, threads_per_cell).
+    executor_options: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,13 +110,14 @@ def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict) 
 
 def run(request: RunRequest, console: Console, executor: Executor | None = None) -> RunOutcome:
     """Run a suite; returns where its results are. Tests call this directly."""
-    executor = executor or executor_named("local")
+    executor = executor or executor_named(request.executor, **request.executor_options)
     suite, task, cells = plan(request)
     if not cells:
         raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
     task.check(suite, request.reports)
     env = environment.collect()
     env.update(check_frameworks(task, cells))
+    executor.start()  # an unreachable cluster fails here, before anything is written
     calibration_device = next((cell.device for cell in cells if cell.device != "auto"), "cpu")
     if task.uses_backends and any(cell.backend == "torch" for cell in cells):
         # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
@@ -140,8 +144,9 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
                       f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
         failed: list[str] = []
         with RunProgress(console, len(todo)) as progress:
-            context = RunContext(folder, progress, request.reports)
-            for position, cell, result in executor.run(todo, context):
+            finished = {s.cell.key: s.record for s in store.cells(run_info.run_id) if s.result.ok}
+            context = RunContext(folder, progress, request.reports, inputs=finished)
+            for position, cell, result in run_in_stages(executor, todo, context):
                 store.save_cell(run_info.run_id, position, cell, result)
                 write_run_files(folder, run_info, store.cells(run_info.run_id), task.columns)
                 if result.ok:

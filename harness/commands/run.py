@@ -30,7 +30,12 @@ OPTIONS = {
     "resume": "RUN_ID to continue, or 'no' for a new run (default: continue an unfinished run of the same settings)",
     "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
     "container": "cpu | gpu: run inside the harness Docker image",
+    "executor": "local | ray (default local: one cell after another in this process)",
+    "ray_address": "executor=ray: auto | HOST:PORT | ray://HOST:10001 (default: start Ray on this machine)",
+    "cells_per_gpu": "executor=ray: CUDA cells sharing one GPU (default 1)",
+    "threads_per_cell": "executor=ray: CPUs (framework threads) per cell (default: what a local run uses)",
 }
+RAY_OPTIONS = {"ray_address": "address", "cells_per_gpu": "cells_per_gpu", "threads_per_cell": "threads_per_cell"}
 # Shortcuts a user of Hydra/pytest expects, mapped to the suite fields they set.
 SHORTCUTS = {"backend": "matrix.backends", "device": "matrix.devices", "seed": "matrix.seeds"}
 
@@ -53,6 +58,10 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
     container = options.get("container")
     if container not in (None, "cpu", "gpu"):
         raise UserError(f"container={echo(container)}: allowed: cpu, gpu")
+    executor = options.get("executor", "local")
+    executor_options = {name: options[option] for option, name in RAY_OPTIONS.items() if option in options}
+    if executor_options and executor != "ray":
+        raise UserError(f"{', '.join(o for o in RAY_OPTIONS if o in options)}: only with executor=ray")
     return RunRequest(
         suite=options["suite"],
         profile=options.get("profile", "full"),
@@ -61,6 +70,8 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
         resume=options.get("resume"),
         reports=Path(options["reports"]) if "reports" in options else reports_dir(),
         container=container,
+        executor=executor,
+        executor_options=executor_options,
     )
 
 
