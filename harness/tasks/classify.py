@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.backends.base import SilentObserver
+from harness.backends.metrics import seconds_to_target
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.report import plots, tables
 from harness.tasks.base import Task
@@ -93,12 +94,15 @@ def train_and_measure(
             f"parameter parity: {backend.name} built {built:,} parameters, the spec has {model_spec.params:,}"
         )
     fit = backend.fit(model, splits, suite.train, epochs=epochs, seed=seed, device=device, observer=observer)
-    seconds = [fit.seconds]
+    target = suite.train.target_accuracy
+    fits = [fit]
     for _ in range(suite.repeats - 1):
         # Repeats retrain a fresh model with the same seed only to time it: a spread for compare's noise test.
         again = backend.build(model_spec, seed=seed, device=device)
-        seconds.append(backend.fit(again, splits, suite.train, epochs=epochs, seed=seed, device=device,
-                                   observer=SilentObserver()).seconds)
+        fits.append(backend.fit(again, splits, suite.train, epochs=epochs, seed=seed, device=device,
+                                observer=SilentObserver()))
+    seconds = [repeat.seconds for repeat in fits]
+    to_target = [seconds_to_target(repeat.history, target) for repeat in fits]
     train_seconds = float(np.median(seconds))
     train_predicted = backend.predict(model, splits.x_train, device=device)
     test_predicted = backend.predict(model, splits.x_test, device=device)
@@ -116,6 +120,10 @@ def train_and_measure(
         "final_val_loss": last.val_loss,
         "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / epochs,
+        "target_accuracy": target,
+        # Time to accuracy (AlgoPerf): None when the target is unset or was not reached.
+        "seconds_to_target": None if None in to_target else float(np.median(to_target)),
+        "train_path": fit.path,
         **reference_columns(model_spec),
     }
     artifacts: dict[str, Any] = {
@@ -125,6 +133,8 @@ def train_and_measure(
     }
     if len(seconds) > 1:
         artifacts["timings"] = {"train_seconds": seconds, "seconds_per_epoch": [t / epochs for t in seconds]}
+        if None not in to_target:
+            artifacts["timings"]["seconds_to_target"] = to_target
     if weights_dir is not None:
         artifacts["weights"] = str(backend.save(model, weights_dir))
     return record, artifacts, model
@@ -137,7 +147,7 @@ class ClassifyTask(Task):
     Options = ClassifyOptions
     columns = ("suite", "model", "backend", "device", "seed", "params", "flops", "depth", "max_width", "widths",
                "epochs", "train_samples", "val_samples", "test_samples", "train_accuracy", "val_accuracy",
-               "test_accuracy", "train_seconds", "seconds_per_epoch", "status", "error")
+               "test_accuracy", "train_seconds", "seconds_per_epoch", "seconds_to_target", "train_path", "status", "error")
 
     def plan(self, suite: "Suite") -> list[Cell]:
         return self.matrix_cells(suite, [(model.name, {}) for model in suite.models])
@@ -178,8 +188,9 @@ class ClassifyTask(Task):
         frame = records_frame(cells)
         if frame.empty:
             return []
-        written = tables.write_table(report_table(frame), out_dir, "table", f"{suite.title} ({suite.mirrors})",
-                                     console, note=TABLE_NOTE, console_columns=CONSOLE_COLUMNS)
+        table = report_table(frame)
+        written = tables.write_table(table, out_dir, "table", f"{suite.title} ({suite.mirrors})", console,
+                                     note=TABLE_NOTE, console_columns=[c for c in CONSOLE_COLUMNS if c in table])
         if frame["backend"].nunique() > 1:
             written += tables.write_table(backends_table(frame), out_dir, "backends",
                                           f"{suite.title}: backends side by side", console)
@@ -188,9 +199,10 @@ class ClassifyTask(Task):
 
 
 CONSOLE_COLUMNS = ["Model", "Backend", "Device", "Params", "Test acc %", "Report test %", "Δ test", "Train acc %",
-                   "Train s", "Report s", "s/epoch"]
+                   "Train s", "Report s", "s/epoch", "s to target"]
 TABLE_NOTE = ("Δ = measured − report. Accuracies in percent; report CPU seconds were measured on an "
-              "Intel i7-10700, ours on the machine in the run's environment.")
+              "Intel i7-10700, ours on the machine in the run's environment. s to target: training seconds "
+              "until validation accuracy first reached the suite's target (empty: not reached).")
 
 
 def class_names(suite: "Suite") -> list[str]:
@@ -211,6 +223,9 @@ def report_table(frame: pd.DataFrame) -> pd.DataFrame:
     ok = frame[frame["status"] == "ok"]
     grouped = ok.groupby(keys, sort=False)
     mean = grouped[["test_accuracy", "train_accuracy", "train_seconds", "seconds_per_epoch"]].mean()
+    # Mean over seeds that reached the target; shown where a target is set (older records have none).
+    timed = "target_accuracy" in ok and ok["target_accuracy"].notna().any()
+    to_target = grouped["seconds_to_target"].mean() if timed else None
     first = grouped[["params", "depth", "max_width", "widths", "epochs", "ref_params", "ref_test_accuracy",
                      "ref_train_accuracy", "ref_cpu_seconds", "ref_gpu_seconds"]].first()
     seeds = grouped.size().rename("seeds")
@@ -238,6 +253,10 @@ def report_table(frame: pd.DataFrame) -> pd.DataFrame:
         "Report s": reference_seconds,
         "s/epoch": table["seconds_per_epoch"],
     })
+    if to_target is not None:
+        targets = grouped["target_accuracy"].first().to_numpy()
+        out["s to target"] = to_target.to_numpy()
+        out["Target %"] = targets
     if (table["seeds"] > 1).any():
         out.insert(out.columns.get_loc("Report test %"), "± std", table["test_std"])
     return out
