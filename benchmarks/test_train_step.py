@@ -51,7 +51,8 @@ def test_train_step(benchmark, spec):
     from torch.nn import functional as F
 
     from harness.backends import get_backend
-    from harness.backends.torch_backend import make_optimizer, to_nchw
+    from harness.backends.torch.model import images_on
+    from harness.backends.torch.train import make_optimizer
     from harness.suite.schema import TrainSettings
 
     backend = get_backend("torch")
@@ -59,7 +60,7 @@ def test_train_step(benchmark, spec):
     optimizer = make_optimizer(model, TrainSettings())
     generator = torch.Generator().manual_seed(0)
     # Channels-last like the datasets, converted the way the backend converts them.
-    images = to_nchw(torch.rand(BATCH, *spec.input_shape, generator=generator).numpy(), "cpu")
+    images = images_on(torch.rand(BATCH, *spec.input_shape, generator=generator).numpy(), "cpu")
     labels = torch.randint(0, 10, (BATCH,), generator=generator)
     model.train()
 

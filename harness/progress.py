@@ -1,6 +1,8 @@
 """Progress of a run: rich bars for cells, epochs and batches on a terminal, plain lines elsewhere.
 
 The console and the clock are passed in, so tests can render into a string buffer at a fixed width.
+A training loop reports every batch; the bars take those counts a few times a second (rich redraws
+from a thread of its own, and per-batch updates took its lock and the GIL from the training step).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from harness.backends.base import EpochMetrics
+from harness.backends.metrics import EpochMetrics
+
+#: Seconds between two updates of the batch bar, and between two redraws: a few a second reads as live.
+UPDATE_INTERVAL = 0.25
 
 
 class RunProgress:
@@ -26,12 +31,14 @@ class RunProgress:
 
     def __init__(self, console: Console, total_cells: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
+        self.clock = clock
         self.live = console.is_terminal and not console.is_dumb_terminal
         self._progress: Progress | None = None
         if self.live:
             self._progress = Progress(
                 TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, get_time=clock, transient=False,
+                refresh_per_second=1 / UPDATE_INTERVAL,
             )
             self._cells = self._progress.add_task("cells", total=total_cells)
             self._epochs = self._progress.add_task("epochs", total=None, visible=False)
@@ -71,25 +78,41 @@ class RunProgress:
 
 
 class CellObserver:
-    """The per-batch hook a backend calls; kept to a counter update so the training loop doesn't slow."""
+    """The per-batch hook a backend calls: a counter, handed to the bars at most every UPDATE_INTERVAL."""
 
     def __init__(self, run: RunProgress, epochs: int | None) -> None:
         self.run = run
         self.epochs = epochs
+        self.pending = 0
+        self.next_update = 0.0
 
     def start_epoch(self, epoch: int, batches: int) -> None:
         progress = self.run._progress
+        self.pending = 0
         if progress:
             progress.reset(self.run._batches, total=batches, visible=True, description=f"batches (epoch {epoch})")
+            self.next_update = self.run.clock() + UPDATE_INTERVAL
 
     def advance(self, batches: int = 1) -> None:
         progress = self.run._progress
-        if progress:
-            progress.advance(self.run._batches, batches)
+        if not progress:
+            return
+        self.pending += batches
+        now = self.run.clock()
+        if now >= self.next_update:
+            self.flush()
+            self.next_update = now + UPDATE_INTERVAL
+
+    def flush(self) -> None:
+        """Hand the batches counted since the last update to the bar."""
+        if self.pending and self.run._progress:
+            self.run._progress.advance(self.run._batches, self.pending)
+        self.pending = 0
 
     def end_epoch(self, metrics: EpochMetrics) -> None:
         progress = self.run._progress
         if progress:
+            self.flush()
             progress.advance(self.run._epochs)
         validation = "" if metrics.val_accuracy is None else (
             f", val loss {metrics.val_loss:.4f}, val acc {100 * metrics.val_accuracy:.2f}%"

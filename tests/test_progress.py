@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from harness.backends.base import EpochMetrics
+from harness.backends.metrics import EpochMetrics
 from harness.progress import RunProgress
 
 
@@ -40,3 +40,36 @@ def test_bars_on_a_terminal_use_the_given_clock():
         progress.finish_cell("done")
     text = buffer.getvalue()
     assert "cells" in text and "done" in text
+
+
+class MockClock:
+    """A clock that moves only when told (rich's tests use the same idea)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_batch_updates_reach_the_bar_a_few_times_a_second_and_every_batch_is_counted():
+    from harness.progress import UPDATE_INTERVAL
+
+    clock = MockClock()
+    console = Console(file=io.StringIO(), width=100, force_terminal=True, color_system=None)
+    with RunProgress(console, total_cells=1, clock=clock) as progress:
+        observer = progress.start_cell("cell", 1)
+        bar = progress._progress._tasks[progress._batches]
+        observer.start_epoch(1, 1000)
+        for _ in range(400):  # a fast loop: 400 batches within one update interval
+            observer.advance(1)
+        assert bar.completed == 0 and observer.pending == 400
+        clock.now += UPDATE_INTERVAL
+        observer.advance(1)
+        assert bar.completed == 401 and observer.pending == 0
+        for _ in range(99):
+            observer.advance(1)
+        assert bar.completed == 401
+        observer.end_epoch(EpochMetrics(1, 0.5, 0.9, None, None, 1.0))  # the epoch's end shows every batch
+        assert bar.completed == 500
+        progress.finish_cell("done")

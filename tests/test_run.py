@@ -84,7 +84,7 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, m
 
 
 def test_a_failing_cell_is_stored_and_the_others_still_run(reports, mnist, console, monkeypatch):
-    from harness.backends.torch_backend import TorchBackend
+    from harness.backends.torch import TorchBackend
 
     real_fit = TorchBackend.fit
 

@@ -12,8 +12,8 @@ from harness.backends.base import Backend
 from harness.errors import UserError
 
 _BACKENDS = {
-    "torch": ("harness.backends.torch_backend", "TorchBackend"),
-    "tensorflow": ("harness.backends.tensorflow_backend", "TensorFlowBackend"),
+    "torch": ("harness.backends.torch", "TorchBackend"),
+    "tensorflow": ("harness.backends.tensorflow", "TensorFlowBackend"),
 }
 _instances: dict[str, Backend] = {}
 

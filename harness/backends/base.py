@@ -11,12 +11,13 @@ import importlib.util
 import os
 import subprocess
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from harness.backends.metrics import EpochMetrics, FitResult, MultiTaskFit
 from harness.errors import UserError
 
 if TYPE_CHECKING:
@@ -25,29 +26,6 @@ if TYPE_CHECKING:
     from harness.data import Splits
     from harness.suite.schema import TrainSettings
     from harness.suite.spec import ModelSpec
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    """One epoch of training, as Keras' History reports it (accuracies as fractions)."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """The per-epoch history and the wall-clock seconds of the whole training loop."""
-
-    history: list[EpochMetrics]
-    seconds: float
 
 
 class TrainObserver(Protocol):
@@ -179,7 +157,7 @@ class Backend(ABC):
 
     def fit_multitask(self, model: Any, splits: "Splits", heads: "Sequence[Head]", loss_weights: "Sequence[float]",
                       train: "TrainSettings", *, epochs: int, seed: int, device: str,
-                      observer: TrainObserver) -> "MultiTaskFit":
+                      observer: TrainObserver) -> MultiTaskFit:
         """Train in place on ``sum(weight_k * cross_entropy_k)``; head k's labels are
         ``heads[k].label_map[y]``. The observer follows the head with the largest weight."""
         raise NotImplementedError(f"backend {self.name!r} cannot train multi-task models")
@@ -213,28 +191,6 @@ class Head:
     @property
     def classes(self) -> int:
         return int(self.label_map.max()) + 1
-
-
-@dataclass(frozen=True)
-class MultiTaskEpoch:
-    """One epoch of multi-task training: the weighted objective and each head's own metrics."""
-
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    heads: tuple[EpochMetrics, ...]
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class MultiTaskFit:
-    """The per-epoch history of a multi-task fit and the wall-clock seconds of the training loop."""
-
-    history: list[MultiTaskEpoch]
-    seconds: float
 
 
 def observed_head(loss_weights: "Sequence[float]") -> int:

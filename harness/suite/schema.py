@@ -64,6 +64,11 @@ class TrainSettings(_Strict):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
     learning_rate: float = Field(1e-3, gt=0.0, description="Optimizer learning rate.")
     loss: Literal["cross_entropy"] = Field("cross_entropy", description="Training loss.")
+    fast: bool = Field(True, description="The fast training step (fused optimizer, channels-last convolutions, "
+                       "CUDA graphs; XLA where it wins): same mathematics, float rounding may differ. false = "
+                       "the framework's defaults. The record's train_path says which ran.")
+    target_accuracy: float | None = Field(None, gt=0.0, le=100.0, description="Validation accuracy (percent) "
+                                          "whose first reaching is timed (seconds_to_target); None = not timed.")
 
 
 class Matrix(_Strict):

@@ -42,7 +42,7 @@ class ClassifyTask(Task):
     Options = ClassifyOptions
     columns = ("suite", "model", "backend", "device", "seed", "params", "flops", "depth", "max_width", "widths",
                "epochs", "train_samples", "val_samples", "test_samples", "train_accuracy", "val_accuracy",
-               "test_accuracy", "train_seconds", "seconds_per_epoch", "status", "error")
+               "test_accuracy", "train_seconds", "seconds_per_epoch", "seconds_to_target", "train_path", "status", "error")
 
     def plan(self, suite: "Suite") -> list[Cell]:
         return self.matrix_cells(suite, [(model.name, {}) for model in suite.models])
@@ -77,7 +77,9 @@ class ClassifyTask(Task):
         frame = finished_frame(cells)
         if frame.empty:
             return []
-        out = [Table("table", f"{suite.title} ({suite.mirrors})", report_table(frame), TABLE_NOTE, CONSOLE_COLUMNS)]
+        table = report_table(frame)
+        columns = [column for column in CONSOLE_COLUMNS if column in table]
+        out = [Table("table", f"{suite.title} ({suite.mirrors})", table, TABLE_NOTE, columns)]
         if frame["backend"].nunique() > 1:
             out.append(Table("backends", f"{suite.title}: backends side by side", backends_table(frame)))
         return out
@@ -88,9 +90,10 @@ class ClassifyTask(Task):
 
 
 CONSOLE_COLUMNS = ["Model", "Backend", "Device", "Params", "Test acc %", "Report test %", "Δ test", "Train acc %",
-                   "Train s", "Report s", "s/epoch"]
+                   "Train s", "Report s", "s/epoch", "s to target"]
 TABLE_NOTE = ("Δ = measured − report. Accuracies in percent; report CPU seconds were measured on an "
-              "Intel i7-10700, ours on the machine in the run's environment.")
+              "Intel i7-10700, ours on the machine in the run's environment. s to target: training seconds "
+              "until validation accuracy first reached the suite's target (empty: not reached).")
 
 
 def report_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -98,6 +101,9 @@ def report_table(frame: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "backend", "device"]
     grouped = frame.groupby(keys, sort=False)
     mean = grouped[["test_accuracy", "train_accuracy", "train_seconds", "seconds_per_epoch"]].mean()
+    # Mean over seeds that reached the target; shown where a target is set (older records have none).
+    timed = "target_accuracy" in frame and frame["target_accuracy"].notna().any()
+    to_target = grouped["seconds_to_target"].mean() if timed else None
     first = grouped[["params", "depth", "max_width", "widths", "epochs", "ref_params", "ref_test_accuracy",
                      "ref_train_accuracy", "ref_cpu_seconds", "ref_gpu_seconds"]].first()
     seeds = grouped.size().rename("seeds")
@@ -125,6 +131,10 @@ def report_table(frame: pd.DataFrame) -> pd.DataFrame:
         "Report s": reference_seconds,
         "s/epoch": table["seconds_per_epoch"],
     })
+    if to_target is not None:
+        targets = grouped["target_accuracy"].first().to_numpy()
+        out["s to target"] = to_target.to_numpy()
+        out["Target %"] = targets
     if (table["seeds"] > 1).any():
         out.insert(out.columns.get_loc("Report test %"), "± std", table["test_std"])
     return out
@@ -132,10 +142,9 @@ def report_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def backends_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Backends side by side per model and device, with the parameter parity check."""
-    ok = frame
     metrics = ["params", "train_accuracy", "test_accuracy", "train_seconds", "seconds_per_epoch"]
-    pivot = ok.groupby(["model", "device", "backend"], sort=False)[metrics].mean().unstack("backend")
-    backends = list(ok["backend"].unique())
+    pivot = frame.groupby(["model", "device", "backend"], sort=False)[metrics].mean().unstack("backend")
+    backends = list(frame["backend"].unique())
     labels = {"params": "params", "train_accuracy": "train %", "test_accuracy": "test %", "train_seconds": "s",
               "seconds_per_epoch": "s/epoch"}
     out = pd.DataFrame({"Model": [m for m, _ in pivot.index], "Device": [d for _, d in pivot.index]})
@@ -154,11 +163,10 @@ def backends_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def comparison_plots(suite: "Suite", frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy vs parameters, time vs parameters and vs depth; one series per backend and device."""
-    ok = frame
     reference = [m for m in suite.models if m.reference.test_accuracy is not None]
     series = {
         f"{backend}, {device}": group.groupby("model", sort=False).mean(numeric_only=True)
-        for (backend, device), group in ok.groupby(["backend", "device"], sort=False)
+        for (backend, device), group in frame.groupby(["backend", "device"], sort=False)
     }
 
     def points(column: str, x: str) -> dict[str, tuple[list, list, list]]:

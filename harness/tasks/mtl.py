@@ -221,7 +221,7 @@ class MtlTask(Task):
         history = [metrics.as_dict() for metrics in fit.history]
         predicted = backend.predict(model, data.x_test, device=device)
         prefix = f"task{task + 1}"
-        record = {"params": backend.count_params(model), "train_seconds": fit.seconds,
+        record = {"params": backend.count_params(model), "train_seconds": fit.seconds, "train_path": fit.path,
                   **head_record(prefix, history, predicted, backend.predict(model, data.x_train, device=device),
                                 splits, head.label_map)}
         artifacts = {f"{prefix}_history": history,
@@ -238,7 +238,7 @@ class MtlTask(Task):
         predicted = backend.predict_multitask(model, splits.x_test, device=device)
         train_predicted = backend.predict_multitask(model, splits.x_train, device=device)
         record: dict[str, Any] = {"lambda": lam, "params": backend.count_params(model), "train_seconds": fit.seconds,
-                                  "final_train_loss": fit.history[-1].train_loss,
+                                  "train_path": fit.path, "final_train_loss": fit.history[-1].train_loss,
                                   "final_val_loss": fit.history[-1].val_loss}
         artifacts: dict[str, Any] = {"history": [epoch.as_dict() for epoch in fit.history]}
         for index, head in enumerate(heads):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness.backends.base import SilentObserver
+from harness.backends.metrics import seconds_to_target
 from harness.cells import StoredCell
 
 if TYPE_CHECKING:
@@ -75,12 +76,15 @@ def train_and_measure(
             f"parameter parity: {backend.name} built {built:,} parameters, the spec has {model_spec.params:,}"
         )
     fit = backend.fit(model, splits, suite.train, epochs=epochs, seed=seed, device=device, observer=observer)
-    seconds = [fit.seconds]
+    target = suite.train.target_accuracy
+    fits = [fit]
     for _ in range(suite.repeats - 1):
         # Repeats retrain a fresh model with the same seed only to time it: a spread for compare's noise test.
         again = backend.build(model_spec, seed=seed, device=device)
-        seconds.append(backend.fit(again, splits, suite.train, epochs=epochs, seed=seed, device=device,
-                                   observer=SilentObserver()).seconds)
+        fits.append(backend.fit(again, splits, suite.train, epochs=epochs, seed=seed, device=device,
+                                observer=SilentObserver()))
+    seconds = [repeat.seconds for repeat in fits]
+    to_target = [seconds_to_target(repeat.history, target) for repeat in fits]
     train_seconds = float(np.median(seconds))
     train_predicted = backend.predict(model, splits.x_train, device=device)
     test_predicted = backend.predict(model, splits.x_test, device=device)
@@ -98,6 +102,10 @@ def train_and_measure(
         "final_val_loss": last.val_loss,
         "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / epochs,
+        "target_accuracy": target,
+        # Time to accuracy (AlgoPerf): None when the target is unset or was not reached.
+        "seconds_to_target": None if None in to_target else float(np.median(to_target)),
+        "train_path": fit.path,
         **reference_columns(model_spec),
     }
     artifacts: dict[str, Any] = {
@@ -107,6 +115,8 @@ def train_and_measure(
     }
     if len(seconds) > 1:
         artifacts["timings"] = {"train_seconds": seconds, "seconds_per_epoch": [t / epochs for t in seconds]}
+        if None not in to_target:
+            artifacts["timings"]["seconds_to_target"] = to_target
     if weights_dir is not None:
         artifacts["weights"] = str(backend.save(model, weights_dir))
     return record, artifacts, model

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.backends.torch_backend import _activation, to_nchw
+from harness.backends.torch.model import activation_modules, images_on, last_parametric
 from harness.suite.spec import Activation, Conv2D, Dense
 
 if TYPE_CHECKING:
@@ -27,13 +27,13 @@ L2_EPSILON = 1e-12
 
 def layer_ends(spec: "ModelSpec", model: nn.Sequential) -> list[int]:
     """For each spec layer, one past the index of its last module in ``model``."""
-    last_parametric = max(i for i, layer in enumerate(spec.layers) if layer.width)
+    output = last_parametric(spec)
     ends, position = [], 0
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, (Dense, Conv2D)):
-            position += 1 + len(_activation(layer.activation, index == last_parametric))
+            position += 1 + len(activation_modules(layer.activation, index == output))
         elif isinstance(layer, Activation):
-            position += len(_activation(layer.function, index > last_parametric))
+            position += len(activation_modules(layer.function, index > output))
         else:
             position += 1
         ends.append(position)
@@ -49,9 +49,9 @@ def folded_softmax(spec: "ModelSpec", layer_index: int) -> bool:
     name = getattr(layer, "activation", None) or getattr(layer, "function", None)
     if name != "softmax":
         return False
-    last_parametric = max(i for i, layer in enumerate(spec.layers) if layer.width)
-    is_output = layer_index == last_parametric if layer.width else layer_index > last_parametric
-    return not _activation(name, is_output)
+    output = last_parametric(spec)
+    is_output = layer_index == output if layer.width else layer_index > output
+    return not activation_modules(name, is_output)
 
 
 def prefix(model: nn.Sequential, spec: "ModelSpec", layer_index: int):
@@ -76,7 +76,7 @@ def activations(model: nn.Sequential, images: np.ndarray, layer_index: int, *, s
     """See :meth:`harness.backends.base.Backend.activations`."""
     forward = prefix(model, spec, layer_index)
     model.eval()
-    tensor = to_nchw(images, device)
+    tensor = images_on(images, device)
     with torch.inference_mode():
         parts = [forward(tensor[i : i + batch_size]) for i in range(0, len(tensor), batch_size)]
     return channels_last(torch.cat(parts))
@@ -107,7 +107,7 @@ def ascend(model: nn.Sequential, start_images: np.ndarray, layer_index: int, *, 
     """See :meth:`harness.backends.base.Backend.ascend`."""
     forward = prefix(model, spec, layer_index)
     model.eval()
-    images = to_nchw(start_images.astype(np.float32), device)
+    images = images_on(start_images.astype(np.float32), device)
     channels = spec.shapes()[layer_index + 1][-1]
     filters = filter_tensor(filter_index, len(images), channels, device)
     history = []

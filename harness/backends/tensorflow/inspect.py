@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends.tensorflow_backend import _import_frameworks, device_scope
+from harness.backends.tensorflow.runtime import device_scope, frameworks
 
 if TYPE_CHECKING:
     import keras
@@ -25,7 +25,7 @@ L2_EPSILON = 1e-12
 
 def chain(model: "keras.Model", spec: "ModelSpec") -> list[Any]:
     """The model's layers in order, input layer excluded; they must be as many as the spec's."""
-    _, keras = _import_frameworks()
+    _, keras = frameworks()
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if len(layers) != len(spec.layers):
         raise ValueError(f"the model has {len(layers)} layers, spec {spec.name!r} has {len(spec.layers)}: "
@@ -50,7 +50,7 @@ def prefix(model: "keras.Model", spec: "ModelSpec", layer_index: int):
 def activations(model: "keras.Model", images: np.ndarray, layer_index: int, *, spec: "ModelSpec",
                 device: str, batch_size: int = 1000) -> np.ndarray:
     """See :meth:`harness.backends.base.Backend.activations`."""
-    tf, _ = _import_frameworks()
+    tf, _ = frameworks()
     forward = prefix(model, spec, layer_index)
     with device_scope(device):
         parts = [np.asarray(forward(tf.constant(images[i : i + batch_size])))
@@ -62,7 +62,7 @@ def ascend(model: "keras.Model", start_images: np.ndarray, layer_index: int, *, 
            filter_index: int | Sequence[int] | None, steps: int, step_size: float,
            device: str) -> tuple[np.ndarray, np.ndarray]:
     """See :meth:`harness.backends.base.Backend.ascend`."""
-    tf, _ = _import_frameworks()
+    tf, _ = frameworks()
     forward = prefix(model, spec, layer_index)
     count = len(start_images)
     channels = spec.shapes()[layer_index + 1][-1]

@@ -1,0 +1,199 @@
+"""Keras training, the report's way: ``compile`` then ``fit`` on the NumPy arrays, for one or many heads.
+
+Single-task training is the one-head case of the multi-task loop here: both compile sparse
+categorical cross-entropy (a multi-task model with Keras' own ``loss_weights``, which give exactly
+``sum(w_k * CE_k)``), run ``model.fit`` with the same progress callback, and read each epoch's logs
+into the same history. A run costs what the report's plain script costs.
+
+The fast path (``TrainSettings.fast``) changes what ``compile`` is told, never the mathematics:
+XLA (``jit_compile``) and several steps per ``tf.function`` call (``steps_per_execution``) on a GPU,
+where steps are launch-bound. On the 2-core development CPU neither won (XLA made the MLP baseline's
+epochs slower, as Keras' own "auto" setting expects: it turns XLA off on CPU-only machines), so the
+CPU keeps Keras' defaults.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.backends.base import NonFiniteLoss, TrainObserver, observed_head
+from harness.backends.metrics import EpochMetrics, MultiTaskEpoch, MultiTaskFit
+from harness.backends.tensorflow.model import output_name, outputs_probabilities
+from harness.backends.tensorflow.runtime import device_scope, frameworks
+
+if TYPE_CHECKING:
+    import keras
+
+    from harness.backends.base import Head
+    from harness.data import Splits
+    from harness.suite.schema import TrainSettings
+
+#: Steps per ``tf.function`` call on the fast path (a GPU): one Python round trip per this many batches.
+STEPS_PER_EXECUTION = 32
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What ``compile`` is told beyond the loss and optimizer."""
+
+    #: "auto" is Keras' default: XLA on a GPU, not on a CPU-only machine.
+    jit_compile: bool | str = "auto"
+    steps_per_execution: int = 1
+
+    @classmethod
+    def choose(cls, train: "TrainSettings", device: str) -> "StepPlan":
+        if train.fast and device == "cuda":
+            return cls(jit_compile=True, steps_per_execution=STEPS_PER_EXECUTION)
+        return cls()
+
+    def describe(self) -> str:
+        parts = (["XLA"] if self.jit_compile is True else []) + (
+            [f"{self.steps_per_execution} steps per execution"] if self.steps_per_execution > 1 else [])
+        return f"fast: {', '.join(parts)}" if parts else "plain"
+
+
+def make_optimizer(train: "TrainSettings") -> "keras.optimizers.Optimizer":
+    """The suite's optimizer with Keras' defaults otherwise (Adam: epsilon 1e-7, betas 0.9 / 0.999)."""
+    _, keras = frameworks()
+    if train.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=train.learning_rate)
+    return keras.optimizers.SGD(learning_rate=train.learning_rate)
+
+
+def compile_model(model: "keras.Model", heads: "Sequence[Head] | None", loss_weights: Sequence[float],
+                  train: "TrainSettings", plan: StepPlan = StepPlan()) -> None:
+    """Sparse categorical cross-entropy (per head, weighted, for a multi-task model) and accuracy."""
+    _, keras = frameworks()
+    options: dict[str, Any] = {"jit_compile": plan.jit_compile, "steps_per_execution": plan.steps_per_execution}
+    if heads is None:
+        model.compile(
+            optimizer=make_optimizer(train),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], **options,
+        )
+        return
+    model.compile(
+        optimizer=make_optimizer(train),
+        loss=[keras.losses.SparseCategoricalCrossentropy() for _ in heads],
+        loss_weights=[float(w) for w in loss_weights],
+        metrics=[[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for _ in heads], **options,
+    )
+
+
+def head_labels(labels: np.ndarray, heads: "Sequence[Head] | None") -> Any:
+    """What fit takes as targets: the labels themselves for one task, each head's labels for several."""
+    if heads is None:
+        return labels
+    return [head.label_map[labels].astype(np.int64) for head in heads]
+
+
+def log_keys(heads: "Sequence[Head] | None") -> list[str]:
+    """The prefix of each head's entries in fit's logs: none for a single-task model."""
+    return [""] if heads is None else [f"{output_name(k)}_" for k in range(len(heads))]
+
+
+@functools.cache
+def progress_callback_class() -> type:
+    """The Keras Callback class that reports to a TrainObserver (defined once Keras is imported).
+
+    ``progress_callback_class()(observer, batches, prefixes, watched)``; after fit, its ``history``
+    holds one :class:`MultiTaskEpoch` per epoch (one head for a single-task model).
+    """
+    _, keras = frameworks()
+
+    class ProgressCallback(keras.callbacks.Callback):
+        """Forwards fit's progress to a TrainObserver, collects the history, stops on a non-finite loss.
+
+        Only ``on_train_batch_begin`` runs per batch: once any callback overrides ``on_train_batch_end``,
+        Keras converts every batch's logs to Python floats synchronously, a stall per step. Its argument
+        is the first batch of the coming execution (several with ``steps_per_execution``): the batches
+        before it are done, and the epoch's end accounts for the rest.
+        """
+
+        def __init__(self, observer: TrainObserver, batches: int, prefixes: list[str], watched: int) -> None:
+            super().__init__()
+            self.observer, self.batches, self.prefixes, self.watched = observer, batches, prefixes, watched
+            self.history: list[MultiTaskEpoch] = []
+            self.epoch_started = 0.0
+            self.done = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch_started = time.perf_counter()
+            self.done = 0
+            self.observer.start_epoch(epoch + 1, self.batches)
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            if batch > self.done:
+                self.observer.advance(batch - self.done)
+                self.done = batch
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            self.observer.advance(self.batches - self.done)
+            train_loss = float(logs["loss"])
+            if not np.isfinite(train_loss):
+                raise NonFiniteLoss(f"loss became {train_loss} in epoch {epoch + 1}")
+            seconds = time.perf_counter() - self.epoch_started
+
+            def read(key: str) -> float | None:
+                return None if logs.get(key) is None else float(logs[key])
+
+            heads = tuple(EpochMetrics(epoch + 1, read(f"{p}loss"), read(f"{p}accuracy"), read(f"val_{p}loss"),
+                                       read(f"val_{p}accuracy"), seconds) for p in self.prefixes)
+            self.history.append(MultiTaskEpoch(epoch + 1, train_loss, read("val_loss"), heads, seconds))
+            self.observer.end_epoch(heads[self.watched])
+
+    return ProgressCallback
+
+
+def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", loss_weights: Sequence[float],
+        train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver,
+        plan: StepPlan | None = None) -> MultiTaskFit:
+    """Train in place; see :meth:`Backend.fit_multitask`. ``heads`` None: a single-task model on the
+    dataset's labels (``loss_weights`` ``[1.0]``). ``plan`` (default: what ``train.fast`` and the
+    device call for) lets tests run the GPU's settings on a CPU."""
+    _, keras = frameworks()
+    # Keras shuffles each epoch with TF's global seed: reseeding here makes the order the seed's.
+    keras.utils.set_random_seed(seed)
+    plan = plan or StepPlan.choose(train, device)
+    count, batch = len(splits.y_train), train.batch_size
+    callback = progress_callback_class()(observer, (count + batch - 1) // batch, log_keys(heads),
+                                         observed_head(list(loss_weights)))
+    validation = (splits.x_val, head_labels(splits.y_val, heads)) if len(splits.y_val) else None
+    with device_scope(device):
+        compile_model(model, heads, loss_weights, train, plan)
+        started = time.perf_counter()
+        # Fit's end reads the last epoch's metrics back to Python, so the clock sees a finished GPU.
+        model.fit(splits.x_train, head_labels(splits.y_train, heads), batch_size=batch, epochs=epochs,
+                  validation_data=validation, shuffle=True, verbose=0, callbacks=[callback])
+        seconds = time.perf_counter() - started
+    return MultiTaskFit(callback.history, seconds, plan.describe())
+
+
+def predict(model: "keras.Model", images: np.ndarray, *, device: str, batch_size: int = 1000) -> list[np.ndarray]:
+    """Predicted class per image for each head (int64 arrays; one for a single-task model)."""
+    with device_scope(device):
+        scores = model.predict(images, batch_size=batch_size, verbose=0)
+    scores = scores if isinstance(scores, (list, tuple)) else [scores]
+    return [np.argmax(score, axis=1).astype(np.int64) for score in scores]
+
+
+def multitask_loss(model: "keras.Model", images: np.ndarray, labels: np.ndarray, heads: "Sequence[Head]",
+                   loss_weights: Sequence[float], *, device: str, batch_size: int = 1000) -> float:
+    """See :meth:`harness.backends.base.Backend.multitask_loss`: the loss ``compile_model`` sets up."""
+    tf, keras = frameworks()
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    targets = head_labels(labels, heads)
+    sums = np.zeros(len(heads))
+    with device_scope(device):
+        for start in range(0, len(images), batch_size):
+            outputs = model(images[start : start + batch_size], training=False)
+            sums += [float(tf.reduce_sum(cross_entropy(target[start : start + batch_size], output)))
+                     for target, output in zip(targets, outputs)]
+    return float(np.dot(loss_weights, sums / len(images)))

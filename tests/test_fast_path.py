@@ -1,0 +1,144 @@
+"""The fast training step against the plain one: same seed, a few hundred steps, the same losses.
+
+The fast path changes how a step runs (fused optimizer kernels, channels-last convolutions, a
+captured CUDA graph; XLA and several steps per call on Keras), never the mathematics, so both paths
+must train the same model to the same losses up to float rounding. Rounding differences grow over
+training (each step starts from slightly different weights), so the tolerance is stated per epoch's
+mean training loss after 300 steps: 2% relative, plus 0.005 absolute for losses near zero. A real
+change of mathematics (another epsilon, a missing bias, a wrong batch) moves them by far more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+
+import numpy as np
+import pytest
+
+from harness.backends import get_backend
+from harness.backends.base import SilentObserver
+from harness.suite.schema import TrainSettings, load_suite
+
+STEPS_PER_EPOCH, EPOCHS, BATCH = 60, 5, 50  # 300 steps
+RTOL, ATOL = 0.02, 0.005
+MODELS = ["mlp_baseline", "cnn_baseline"]
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+
+
+@pytest.fixture(scope="module")
+def splits(mnist):
+    from harness import data
+
+    # One short batch per epoch (3,030 = 60 x 50 + 30): the fast path must handle it too.
+    return data.split(mnist, validation_split=0.1, seed=0, train_samples=3367, test_samples=100)
+
+
+def spec(suite: str):
+    return load_suite(suite).models[0]
+
+
+def train_losses(backend, suite: str, splits, **fit_options):
+    model = backend.build(spec(suite), seed=0, device="cpu")
+    fit = backend.fit(model, splits, TrainSettings(batch_size=BATCH, **fit_options), epochs=EPOCHS, seed=0,
+                      device="cpu", observer=SilentObserver())
+    return fit, [epoch.train_loss for epoch in fit.history], [epoch.val_accuracy for epoch in fit.history]
+
+
+@pytest.mark.parametrize("suite", MODELS)
+def test_torch_fast_and_plain_paths_train_to_the_same_losses(suite, splits):
+    backend = get_backend("torch")
+    assert len(splits.y_train) == STEPS_PER_EPOCH * BATCH + 30
+    fast, fast_losses, fast_val = train_losses(backend, suite, splits, fast=True)
+    plain, plain_losses, plain_val = train_losses(backend, suite, splits, fast=False)
+    assert plain.path == "plain"
+    assert fast.path == ("fast: fused optimizer" if suite == "mlp_baseline" else "fast: fused optimizer, channels-last")
+    np.testing.assert_allclose(fast_losses, plain_losses, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(fast_val, plain_val, atol=0.02)
+    assert plain_losses[-1] < 0.5 * plain_losses[0]  # both really trained
+
+
+class StepGraph:
+    """A stand-in for :class:`CudaGraph` on a CPU: ``capture`` runs the step (as capture + replay
+    does on a GPU) and keeps it, ``replay`` runs the kept step again on the same static buffers."""
+
+    def __init__(self) -> None:
+        self.captures, self.replays, self.step = 0, 0, None
+
+    def warming(self):
+        return contextlib.nullcontext()
+
+    def capture(self, step) -> None:
+        self.captures += 1
+        self.step = step
+        step()
+
+    def replay(self) -> None:
+        self.replays += 1
+        self.step()
+
+
+@pytest.mark.parametrize("suite", MODELS)
+def test_the_graphed_step_replays_exactly_what_the_eager_step_computes(suite, splits):
+    """The CUDA-graph path's buffers (static index in, loss row and predictions out, the short last
+    batch eager) on a CPU: bit for bit the numbers of the eager step with the same plan otherwise."""
+    from harness.backends.torch import train
+
+    backend = get_backend("torch")
+    graphs: list[StepGraph] = []
+
+    def run(cuda_graph: bool):
+        model = backend.build(spec(suite), seed=1, device="cpu")
+        plan = train.StepPlan(fused=True, channels_last=suite == "cnn_baseline", cuda_graph=cuda_graph)
+        fit = train.fit(model, splits, None, [1.0], TrainSettings(batch_size=BATCH), epochs=2, seed=1, device="cpu",
+                        observer=SilentObserver(), plan=plan, graph=lambda: graphs.append(StepGraph()) or graphs[-1])
+        return [(e.train_loss, e.val_loss, e.heads[0].train_accuracy) for e in fit.history], fit.path
+
+    eager, _ = run(cuda_graph=False)
+    graphed, path = run(cuda_graph=True)
+    assert graphed == eager
+    assert path.endswith("CUDA graph")
+    (graph,) = graphs
+    # Per epoch: 60 full batches and one short one; the first 3 full batches warm up, the 4th is captured.
+    assert (graph.captures, graph.replays) == (1, 2 * STEPS_PER_EPOCH - train.GRAPH_WARMUP_STEPS - 1)
+
+
+def test_a_cpu_never_takes_the_cuda_graph():
+    from harness.backends.torch import train
+
+    model = get_backend("torch").build(spec("cnn_baseline"), seed=0, device="cpu")
+    assert train.StepPlan.choose(model, TrainSettings(), "cpu") == train.StepPlan(fused=True, channels_last=True)
+    assert train.StepPlan.choose(model, TrainSettings(fast=False), "cuda") == train.StepPlan()
+    assert train.StepPlan.choose(model, TrainSettings(), "cuda").cuda_graph
+
+
+@pytest.mark.tensorflow
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
+@pytest.mark.parametrize("suite", MODELS)
+def test_keras_fast_settings_train_to_the_same_losses(suite, splits):
+    """The GPU's fast settings (XLA, several steps per execution) run on a CPU as well: same losses."""
+    from harness.backends.tensorflow import train
+
+    backend = get_backend("tensorflow")
+    observed = []
+
+    class Counting(SilentObserver):
+        def advance(self, batches: int = 1) -> None:
+            observed.append(batches)
+
+    def run(plan):
+        model = backend.build(spec(suite), seed=0, device="cpu")
+        fit = train.fit(model, splits, None, [1.0], TrainSettings(batch_size=BATCH), epochs=EPOCHS, seed=0,
+                        device="cpu", observer=Counting(), plan=plan)
+        return fit, [epoch.heads[0].train_loss for epoch in fit.history]
+
+    plain, plain_losses = run(train.StepPlan())
+    every_batch = list(observed)
+    observed.clear()
+    fast, fast_losses = run(train.StepPlan(jit_compile=True, steps_per_execution=train.STEPS_PER_EXECUTION))
+    assert plain.path == "plain" and fast.path == "fast: XLA, 32 steps per execution"
+    np.testing.assert_allclose(fast_losses, plain_losses, rtol=RTOL, atol=ATOL)
+    assert plain_losses[-1] < 0.5 * plain_losses[0]
+    # The progress bar still counts every batch, in steps of 32 (61 batches: 32 + 29 per epoch).
+    assert every_batch == [1] * (STEPS_PER_EPOCH + 1) * EPOCHS
+    assert observed == [32, 29] * EPOCHS
