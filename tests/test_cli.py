@@ -25,7 +25,7 @@ def run_cli(args, capsys):
     (["run", "suite=mlp_baseline", "backend=jax"],
      "harness: error: suite mlp_baseline: matrix.backends.0: Input should be 'torch' or 'tensorflow' (got 'jax')"),
     (["run", "suite=mlp_baseline", "profile=huge"],
-     "harness: error: suite mlp_baseline: unknown profile 'huge'; profiles: smoke, full"),
+     "harness: error: suite mlp_baseline: unknown profile 'huge'; profiles: smoke, nightly, full"),
     (["run", "suite=nope"], "harness: error: unknown suite 'nope'; suites: "),
     (["run", "profile=smoke"], "harness: error: missing suite=NAME; see harness list"),
     (["run", "suite=mlp_baseline", "container=k8s"], "harness: error: container='k8s': allowed: cpu, gpu"),
