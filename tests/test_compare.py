@@ -26,7 +26,7 @@ SEEDS, REPEATS = 2, 4
 
 
 def store_run(reports, run_id: str, *, seed: int, minute: int, accuracy_shift: float = 0.0,
-              slowdown: float = 1.0, profile: str = "nightly") -> None:
+              slowdown: float = 1.0, profile: str = "nightly", seeds: int = SEEDS, repeats: int = REPEATS) -> None:
     """A finished run of suite 'demo' in the store and its folder, as the runner leaves it."""
     rng = np.random.default_rng(seed)
     environment = {"git_commit": f"{seed:040d}", "git_dirty": False, "cpu": "EPYC", "cpu_cores": 2,
@@ -38,13 +38,14 @@ def store_run(reports, run_id: str, *, seed: int, minute: int, accuracy_shift: f
         store.create_run(run)
         position = 0
         for model, params in MODELS.items():
-            for cell_seed in range(SEEDS):
-                times = ((10.0 if model == "MLP" else 30.0) * slowdown * rng.lognormal(0, 0.05, REPEATS)).tolist()
+            for cell_seed in range(seeds):
+                times = ((10.0 if model == "MLP" else 30.0) * slowdown * rng.lognormal(0, 0.05, repeats)).tolist()
                 record = {"suite": "demo", "model": model, "backend": "torch", "device": "cpu", "seed": cell_seed,
                           "params": params, "test_accuracy": 97.0 + accuracy_shift + rng.normal(0, 0.1),
                           "train_seconds": float(np.median(times)), "status": "ok", "error": ""}
                 cell = Cell("demo", "classify", model, "torch", "cpu", cell_seed, {})
-                store.save_cell(run_id, position, cell, CellResult("ok", record, {"timings": {"train_seconds": times}}))
+                timings = {"timings": {"train_seconds": times}} if repeats > 1 else {}
+                store.save_cell(run_id, position, cell, CellResult("ok", record, timings))
                 position += 1
         store.update_run(run_id, status="complete")
         write_run_files(run.folder(reports), store.run(run_id), store.cells(run_id), ["model", "seed"])
@@ -207,3 +208,17 @@ def test_compare_with_a_rerun_confirms_only_what_both_runs_show(history, capsys)
     assert cli.main(["compare", baseline_file, "r4-slow", "rerun=r2-noise", f"reports={history}"]) == 0
     assert cli.main(["compare", baseline_file, "rerun=r2-noise", f"reports={history}"]) == 2
     assert "rerun= needs CURRENT" in capsys.readouterr().err
+
+
+def test_a_single_timing_sample_is_unconfirmed_exit_0_until_a_rerun_confirms_it(reports, capsys):
+    # One seed, one timing each: the +50 % has no noise estimate, so it fails nothing on its own.
+    for run_id, minute, slowdown in (("s1", 1, 1.0), ("s2-slow", 2, 1.5), ("s3-slow", 3, 1.5)):
+        store_run(reports, run_id, seed=minute, minute=minute, slowdown=slowdown, seeds=1, repeats=1)
+    assert cli.main(["compare", "s1", "s2-slow", f"reports={reports}"]) == 0
+    output = capsys.readouterr().out
+    assert "? unconfirmed" in output and "2 unconfirmed change(s) fail nothing" in output
+    assert cli.main(["compare", "s1", "s2-slow", "rerun=s3-slow", f"reports={reports}"]) == 1
+    error = capsys.readouterr().err
+    assert "2 regression(s)" in error and error.count("confirmed by a second run (+") == 2
+    # The rerun at the baseline's speed (the baseline itself): the slow run was a one-off.
+    assert cli.main(["compare", "s1", "s2-slow", "rerun=s1", f"reports={reports}"]) == 0

@@ -234,6 +234,9 @@ def test_a_scale_factor_out_of_range_is_a_warning_not_a_multiplier():
     assert {v.outcome for v in far.verdicts if v.metric == "train_seconds"} == {Outcome.NOT_COMPARABLE}
     (warning,) = far.warnings
     assert "timings not comparable with this baseline" in warning and "x122.4" in warning
+    assert "the machine's load changed that much between the runs" in warning  # one kind of machine
+    other = compare(synthetic_run("a", seed=1, calibration=0.612), synthetic_run("b", seed=2, calibration=0.005, cpu="Xeon"))
+    assert "measure a baseline on this kind of machine" in other.warnings[0]
     # Accuracy is still judged: the warning is about timings only.
     dropped = compare(synthetic_run("a", seed=1, calibration=0.612),
                       synthetic_run("b", seed=2, accuracy_shift=-2.0, calibration=0.005))

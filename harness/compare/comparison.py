@@ -150,9 +150,11 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
     factor = before / now
     described = f"calibration {current.calibration_text()} here vs {baseline.calibration_text()} in the baseline"
     if not 1 / MAX_TIME_SCALE <= factor <= MAX_TIME_SCALE:
+        # On one kind of machine only the load can have changed that much; across kinds, the machines.
+        advice = ("the machine's load changed that much between the runs: measure again when it is quieter"
+                  if same_machine else "measure a baseline on this kind of machine")
         return TimeScale(not_comparable=f"timings not comparable with this baseline: the {described} differ by "
-                                        f"x{max(factor, 1 / factor):.1f} (allowed up to x{MAX_TIME_SCALE:g}); "
-                                        "measure a baseline on this kind of machine")
+                                        f"x{max(factor, 1 / factor):.1f} (allowed up to x{MAX_TIME_SCALE:g}); {advice}")
     return TimeScale(factor, f"timings scaled by {factor:.3f} ({described})", unsteady=unsteady_text)
 
 
@@ -184,7 +186,7 @@ def limit_timing(verdict: Verdict, scale: TimeScale) -> Verdict:
     left unconfirmed when the calibration was unsteady."""
     if scale.not_comparable is not None:
         return replace(verdict, outcome=Outcome.NOT_COMPARABLE,
-                       message=f"{verdict.message.partition('; ')[0]}; not compared: the machines differ too much")
+                       message=f"{verdict.message.partition('; ')[0]}; not compared: the calibrations differ too much")
     if scale.unsteady is not None and verdict.regressed:
         return replace(verdict, outcome=Outcome.UNCONFIRMED,
                        message=f"{verdict.message}; unconfirmed: the calibration was unsteady")
