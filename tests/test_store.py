@@ -68,5 +68,5 @@ def test_run_files_are_written_whole_and_read_back(tmp_path):
     document = json.loads((tmp_path / "results.json").read_text())
     document["schema_version"] = 7
     (tmp_path / "results.json").write_text(json.dumps(document))
-    with pytest.raises(UserError, match="schema version 7; this harness reads 1..1"):
+    with pytest.raises(UserError, match="schema version 7; this harness reads 1..2"):
         read_run_file(tmp_path)
