@@ -84,6 +84,15 @@ def test_reports_naming_a_file(tmp_path, capsys, no_work):
     assert (tmp_path / "afile").read_text() == "mine"
 
 
+def test_a_container_run_checks_the_reports_folder_before_any_image_is_built(tmp_path, capsys, monkeypatch):
+    from harness import container
+
+    monkeypatch.setattr(container, "launch", lambda *args, **kwargs: pytest.fail("the container was launched"))
+    (tmp_path / "afile").write_text("mine")
+    code, err = harness_main(capsys, "suite=mlp_baseline", "container=cpu", f"reports={tmp_path / 'afile'}")
+    assert code == 2 and f"reports={tmp_path / 'afile'} is a file, not a folder" in err
+
+
 def test_a_corrupt_store_is_refused_and_left_alone(reports, capsys, no_work):
     reports.mkdir()
     (reports / "results.db").write_bytes(b"not sqlite at all" * 100)
