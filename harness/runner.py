@@ -8,7 +8,7 @@ decides where cells run; this module alone writes the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +21,7 @@ from harness.errors import UserError
 from harness.executors import Executor, executor_named, run_in_stages
 from harness.paths import point_latest, reports_dir
 from harness.progress import RunProgress
-from harness.store import ResultsStore, RunInfo, now, write_run_files
+from harness.store import ResultsStore, RunInfo, check_reports, now, write_run_files
 from harness.suite.overrides import Override
 from harness.suite.schema import Suite
 from harness.tasks import load_suite, task_for, validate_suite
@@ -87,29 +87,33 @@ def check_frameworks(task: Task, cells: list[Cell]) -> dict[str, object]:
     return info
 
 
-def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict) -> tuple[RunInfo, bool]:
-    """The run to write into: the one asked for, an unfinished one of the same settings, or a new one."""
+def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict,
+             console: Console | None = None) -> tuple[RunInfo, bool]:
+    """The run to write into, leased to this process: the one asked for, an unfinished one of the same
+    settings that no live process is writing, or a new one."""
     if request.resume not in (None, "no"):
         run = store.run(request.resume)
         if run.suite != suite.name or run.config_hash != suite.config_hash:
             raise UserError(f"resume={request.resume}: that run has other settings (suite {run.suite}, "
                             f"settings {run.config_hash}, now {suite.config_hash}); start a new run with resume=no")
-        return run, True
-    if request.resume is None:
-        unfinished = store.latest_run(suite.name, suite.config_hash, unfinished=True)
-        if unfinished is not None:
-            return unfinished, True
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_id = f"{stamp}-{suite.config_hash[:6]}"
-    while any(r.run_id == run_id for r in store.runs(suite.name)):
-        run_id += "x"
-    run = RunInfo(run_id, suite.name, suite.profile, suite.config_hash, now(), None, "running", suite.resolved(), env)
-    store.create_run(run)
-    return run, False
+
+    def new_run() -> RunInfo:
+        run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{suite.config_hash[:6]}"
+        return RunInfo(run_id, suite.name, suite.profile, suite.config_hash, now(), None, "running", suite.resolved(),
+                       env)
+
+    run, resumed, live = store.open_run(suite.name, suite.config_hash, request.resume, new_run)
+    for lease in live if console else ():
+        console.print(f"run {lease.run_id} of these settings is being written by {lease.describe()}: not joining it; "
+                      "to add to it instead, wait for it to finish (or stop it) and run this again", markup=False)
+    return run, resumed
 
 
 def run(request: RunRequest, console: Console, executor: Executor | None = None) -> RunOutcome:
     """Run a suite; returns where its results are. Tests call this directly."""
+    # The reports folder and the store first: a problem there must not wait for calibration and data.
+    check_reports(request.reports, Path(request.suite).stem if request.suite.endswith(".toml") else request.suite,
+                  request.resume)
     executor = executor or executor_named(request.executor, **request.executor_options)
     suite, task, cells = plan(request)
     if not cells:
@@ -133,7 +137,7 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         console.print(f"override {override.key} = {override.value!r} ({override.source})", markup=False)
 
     with ResultsStore(request.reports / "results.db") as store:
-        run_info, resumed = open_run(store, suite, request, env)
+        run_info, resumed = open_run(store, suite, request, env, console)
         folder = run_info.folder(request.reports)
         folder.mkdir(parents=True, exist_ok=True)
         point_latest(folder.parent, run_info.run_id)
@@ -154,15 +158,17 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
                 else:
                     failed.append(f"{cell.model} ({cell.backend}, {cell.device}, seed {cell.seed}): {result.error}")
                     progress.finish_cell(f"FAILED: {result.error}")
-        stored = store.cells(run_info.run_id)
-        status = "failed" if any(not s.result.ok for s in stored) else "complete"
+        # Complete only when every cell of the suite is there, not only those asked for with model=.
+        status = store.settled_status(run_info.run_id, [cell.key for cell in task.plan(suite)])
         if "calibration" in env and todo:
             from harness.compare import calibration
 
             env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
-        store.update_run(run_info.run_id, status=status, environment=env if todo else None)
+        settled = replace(run_info, status=status, finished=now(), environment=env if todo else run_info.environment)
+        # Files first, status last: a run killed in between is still unfinished, so a rerun writes them again.
+        render_run(store, request.reports, settled, console)
+        store.update_run(run_info.run_id, status=status, environment=env if todo else None, finished=settled.finished)
         run_info = store.run(run_info.run_id)
-        render_run(store, request.reports, run_info, console)
     return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)
 
 
@@ -178,5 +184,5 @@ def render_run(store: ResultsStore, reports: Path, run: RunInfo, console: Consol
     folder = run.folder(reports)
     write_run_files(folder, run, cells, task.columns)
     tables = task.render(suite, cells, folder, console)
-    html_report.write_report(store, reports, run.run_id, tables, comparison)
+    html_report.write_report(store, reports, run, tables, comparison)
     return folder

@@ -67,7 +67,7 @@ def demo_table(accuracy: float) -> Table:
 
 def write_report(reports: Path, run_id: str, accuracy: float, comparison=None) -> Path:
     with ResultsStore(reports / "results.db") as store:
-        return html_report.write_report(store, reports, run_id, [demo_table(accuracy)], comparison)
+        return html_report.write_report(store, reports, store.run(run_id), [demo_table(accuracy)], comparison)
 
 
 def test_run_page_embeds_every_figure_and_shows_tables_comparison_history_environment(reports):

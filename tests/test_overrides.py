@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import UserError
+from harness.errors import UserError, echo
 from harness.suite.overrides import Override, apply_overrides, parse_value
 
 
@@ -33,3 +33,19 @@ def test_bad_index_and_bad_syntax():
 def test_profile_tables_flatten_to_dotted_keys():
     assert Override.from_mapping({"train": {"epochs": 1}, "data.test_samples": 5}, "p") == [
         Override("train.epochs", 1, "p"), Override("data.test_samples", 5, "p")]
+
+
+def test_values_too_long_or_too_deep_for_the_parser_are_one_line_errors():
+    with pytest.raises(UserError, match=r"command line train.epochs=: value '-----.*\[\.\.\.\].*-1' \(5,003 characters\) "
+                                        r"is nested too deeply to read"):
+        Override.parse("train.epochs=" + "-" * 5000 + "1")
+    with pytest.raises(UserError, match=r"value 'xxx.*\(100,002 characters\) is too long: at most 10,000 characters$"):
+        Override.parse("train.epochs=" + "x" * 100_000)
+    # Short enough to read: not a literal, so a string, which the suite's validation then rejects by type.
+    assert Override.parse("train.epochs=" + "-" * 20 + "1").value == "-" * 20 + "1"
+
+
+def test_error_messages_echo_a_value_cut_to_80_characters():
+    assert echo("short") == "'short'"
+    assert echo("a" * 1000 + "z") == "'" + "a" * 36 + "[...]" + "a" * 35 + "z' (1,003 characters)"
+    assert len(str(UserError("x" * 100_000))) < 1100

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
 from harness.cells import Cell, CellResult
 from harness.errors import UserError
-from harness.store import ResultsStore, RunInfo, read_run_file, write_run_files
+from harness import store as store_module
+from harness.store import Lease, ResultsStore, RunBusy, RunInfo, check_reports, read_run_file, write_run_files
 
 
 def make_run(run_id="r1", suite="s", status="running", config_hash="abc"):
@@ -68,5 +74,107 @@ def test_run_files_are_written_whole_and_read_back(tmp_path):
     document = json.loads((tmp_path / "results.json").read_text())
     document["schema_version"] = 7
     (tmp_path / "results.json").write_text(json.dumps(document))
-    with pytest.raises(UserError, match="schema version 7; this harness reads 1..1"):
+    with pytest.raises(UserError, match="schema version 7; this harness reads 1..2"):
         read_run_file(tmp_path)
+
+
+# Leases: who is writing a run
+def new_run(run_id="r9"):
+    return lambda: make_run(run_id)
+
+
+def test_a_live_run_is_not_claimed_twice_and_a_released_one_is(tmp_path):
+    with ResultsStore(tmp_path / "results.db") as first, ResultsStore(tmp_path / "results.db") as second:
+        run, resumed, passed = first.open_run("s", "abc", None, new_run("r1"))
+        assert (run.run_id, resumed, passed) == ("r1", False, [])
+        lease = first.lease("r1")
+        assert (lease.pid, lease.host) == (os.getpid(), socket.gethostname()) and lease.live()
+        # The same settings from another process: the live run is passed over, a new one started.
+        run, resumed, passed = second.open_run("s", "abc", None, new_run("r2"))
+        assert (run.run_id, resumed, [p.run_id for p in passed]) == ("r2", False, ["r1"])
+        with pytest.raises(RunBusy, match=rf"resume=r1: that run is being written by pid {os.getpid()} on "):
+            second.open_run("s", "abc", "r1", new_run())
+        first.release("r1")
+        assert first.lease("r1") is None
+        run, resumed, _ = second.open_run("s", "abc", "r1", new_run())
+        assert (run.run_id, resumed) == ("r1", True)
+    with ResultsStore(tmp_path / "results.db") as store:  # closing released both
+        assert store.lease("r1") is None and store.lease("r2") is None
+
+
+@pytest.mark.parametrize("pid, host, age, live", [
+    ("dead", "here", 0, False),  # the owner's process is gone: resumable at once
+    ("self", "here", 0, True),
+    ("self", "here", store_module.LEASE_TIMEOUT + 1, False),  # no heartbeat for too long
+    (1, "another-host", 0, True),  # a pid elsewhere cannot be checked: the heartbeat decides
+    (1, "another-host", store_module.LEASE_TIMEOUT + 1, False),
+])
+def test_a_lease_is_live_while_its_owner_runs_and_beats(pid, host, age, live):
+    if pid == "dead":
+        pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True).stdout
+    pid = os.getpid() if pid == "self" else int(pid)
+    host = socket.gethostname() if host == "here" else host
+    assert Lease("r", "t", pid, host, time.time() - age).live() is live
+
+
+def test_a_dead_owners_run_is_resumed_and_its_leftover_temporary_files_removed(tmp_path):
+    with ResultsStore(tmp_path / "results.db") as store:
+        store.create_run(make_run("r1"))
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        db.execute("INSERT INTO leases VALUES ('r1', 't', 1, 'another-host', 'then', ?)",
+                   (time.time() - store_module.LEASE_TIMEOUT - 1,))
+    leftover = tmp_path / "s" / "r1" / ".results.csv.4242.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("half")
+    with ResultsStore(tmp_path / "results.db") as store:
+        run, resumed, passed = store.open_run("s", "abc", None, new_run())
+        assert (run.run_id, resumed, passed) == ("r1", True, []) and store.lease("r1").host == socket.gethostname()
+    assert not leftover.exists()
+
+
+def test_a_writer_that_lost_its_lease_writes_nothing(tmp_path):
+    with ResultsStore(tmp_path / "results.db") as first, ResultsStore(tmp_path / "results.db") as second:
+        first.open_run("s", "abc", None, new_run("r1"))
+        with sqlite3.connect(tmp_path / "results.db") as db:  # as if the first stalled past the timeout
+            db.execute("UPDATE leases SET heartbeat = 0")
+        run, resumed, _ = second.open_run("s", "abc", None, new_run("r2"))
+        assert (run.run_id, resumed) == ("r1", True)
+        with pytest.raises(UserError, match=r"run r1: this process lost its lease .* now written by pid"):
+            first.save_cell("r1", 0, make_cell("a"), CellResult("ok", {"model": "a"}))
+        assert second.cells("r1") == []
+        second.save_cell("r1", 0, make_cell("a"), CellResult("ok", {"model": "a"}))
+        assert [s.cell.model for s in second.cells("r1")] == ["a"]
+
+
+def test_a_schema_1_store_is_migrated(tmp_path):
+    with sqlite3.connect(tmp_path / "results.db") as db:  # what harness with schema 1 wrote
+        db.executescript(store_module._SCHEMA.split("CREATE TABLE IF NOT EXISTS leases")[0])
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        db.execute("INSERT INTO runs VALUES ('r1', 's', 'smoke', 'abc', 'then', NULL, 'running', '{}', '{}')")
+    with ResultsStore(tmp_path / "results.db") as store:
+        assert store.lease("r1") is None
+        run, resumed, _ = store.open_run("s", "abc", None, new_run())
+        assert (run.run_id, resumed) == ("r1", True)
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        assert db.execute("SELECT value FROM meta").fetchone() == (str(store_module.SCHEMA_VERSION),)
+
+
+def test_settled_status_is_partial_until_every_planned_cell_is_there(tmp_path):
+    with ResultsStore(tmp_path / "results.db") as store:
+        store.create_run(make_run())
+        store.save_cell("r1", 0, make_cell("a"), CellResult("ok", {}))
+        planned = [make_cell("a").key, make_cell("b").key]
+        assert store.settled_status("r1", planned) == "partial"
+        store.save_cell("r1", 1, make_cell("b"), CellResult("ok", {}))
+        assert store.settled_status("r1", planned) == "complete"
+        store.save_cell("r1", 1, make_cell("b"), CellResult("failed", {}, {}, "boom"))
+        assert store.settled_status("r1", planned) == "failed"
+
+
+def test_a_corrupt_store_is_one_line(tmp_path):
+    (tmp_path / "results.db").write_bytes(b"garbage" * 1000)
+    with pytest.raises(UserError, match=r"results.db: corrupt \(file is not a database\); move it aside"):
+        ResultsStore(tmp_path / "results.db")
+    with pytest.raises(UserError, match=r"results.db: corrupt \(file is not a database\); move it aside"):
+        check_reports(tmp_path)

@@ -17,6 +17,7 @@ from harness.commands.args import parse_arguments
 from harness.errors import CellsFailed, UserError, echo
 from harness.paths import reports_dir
 from harness.runner import RunRequest, plan, run
+from harness.store import check_reports
 from harness.suite.overrides import Override
 from harness.suite.schema import BACKEND_NAMES
 
@@ -92,6 +93,7 @@ def launch_in_container(request: RunRequest, argv: list[str], console: Console) 
     from harness.data import data_dir
 
     suite, _, _ = plan(request)  # a bad suite or override fails here, before any image is built
+    check_reports(request.reports, suite.name, request.resume)  # and a reports folder the container cannot use
     inner = [arg for arg in argv if not arg.startswith(("container=", "reports="))]
     container.launch(request.container, inner, reports_dir=request.reports.resolve(), data_dir=data_dir(),
                      console=console, datasets=[suite.data.dataset])

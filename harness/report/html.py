@@ -251,12 +251,11 @@ def write_index(store: ResultsStore, reports: Path) -> Path:
     return path
 
 
-def write_report(store: ResultsStore, reports: Path, run_id: str, tables: Sequence[Table],
+def write_report(store: ResultsStore, reports: Path, run: RunInfo, tables: Sequence[Table],
                  comparison: Comparison | None = None, history_runs: int = 20) -> Path:
     """The run's page (its tables, the comparison if given, its suite's recent history) and the index,
     from the open store."""
-    run = store.run(run_id)
     history = [r for r in baselines.runs_of(store, run.suite, run.profile) if r.created <= run.created][-history_runs:]
-    path = write_run_page(run, run.folder(reports), store.cells(run_id), tables, comparison, history)
+    path = write_run_page(run, run.folder(reports), store.cells(run.run_id), tables, comparison, history)
     write_index(store, reports)
     return path

@@ -1,0 +1,259 @@
+"""The runner's reliability: bad input found before any work, owned runs, partial runs, kill -9 anywhere.
+
+The runs use a tiny classify suite (4 small MLPs on 600 MNIST images) so each takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.fault_injection import inject, write_suite
+from harness import cli, runner
+from harness.cells import Cell, RunContext
+from harness.errors import UserError
+from harness.executors.local import LocalExecutor, run_cell
+from harness.runner import RunRequest
+from harness.store import ResultsStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """The path of a suite of 4 tiny MLPs ("Net A", "Net_A", "Net 2", "Net 3")."""
+    return str(write_suite(tmp_path / "suites", models=4))
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if calibration or the data check is reached: the error must come before them."""
+    from harness import data
+    from harness.compare import calibration
+
+    def reached(*args, **kwargs):
+        raise AssertionError("calibration or data check ran before the error")
+
+    monkeypatch.setattr(calibration, "calibrate", reached)
+    monkeypatch.setattr(data, "ensure", reached)
+
+
+def harness_main(capsys, *argv):
+    """Exit code and stderr of ``harness run ARGV``, in this process."""
+    code = cli.main(["run", *argv])
+    return code, capsys.readouterr().err
+
+
+def files_under(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+# Defect 2: sample counts beyond the dataset
+@pytest.mark.parametrize("setting, message", [
+    ("data.train_samples=10000000", "data.train_samples: 10,000,000 is more than mnist has; allowed: 1 to 60,000"),
+    ("data.test_samples=10001", "data.test_samples: 10,001 is more than mnist has; allowed: 1 to 10,000"),
+])
+def test_sample_counts_beyond_the_dataset_fail_when_the_suite_loads(reports, capsys, no_work, setting, message):
+    code, err = harness_main(capsys, "suite=mlp_baseline", "profile=smoke", setting)
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not reports.exists()
+
+
+def test_dataset_sizes_match_the_files(mnist):
+    from harness import data
+    from harness.suite.schema import DATASET_SIZES
+
+    fashion = data.load("fashion_mnist")
+    for name, dataset in (("mnist", mnist), ("fashion_mnist", fashion)):
+        assert DATASET_SIZES[name] == {"train": len(dataset.train_labels), "test": len(dataset.test_labels)}
+
+
+# Defect 4: the reports folder and the store, checked before any work
+def test_reports_naming_a_file(tmp_path, capsys, no_work):
+    (tmp_path / "afile").write_text("mine")
+    code, err = harness_main(capsys, "suite=mlp_baseline", "profile=smoke", f"reports={tmp_path / 'afile'}")
+    assert code == 2 and f"reports={tmp_path / 'afile'} is a file, not a folder" in err
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_container_run_checks_the_reports_folder_before_any_image_is_built(tmp_path, capsys, monkeypatch):
+    from harness import container
+
+    monkeypatch.setattr(container, "launch", lambda *args, **kwargs: pytest.fail("the container was launched"))
+    (tmp_path / "afile").write_text("mine")
+    code, err = harness_main(capsys, "suite=mlp_baseline", "container=cpu", f"reports={tmp_path / 'afile'}")
+    assert code == 2 and f"reports={tmp_path / 'afile'} is a file, not a folder" in err
+
+
+def test_a_corrupt_store_is_refused_and_left_alone(reports, capsys, no_work):
+    reports.mkdir()
+    (reports / "results.db").write_bytes(b"not sqlite at all" * 100)
+    before = files_under(reports)
+    code, err = harness_main(capsys, "suite=mlp_baseline", "profile=smoke")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"results store {reports / 'results.db'}: corrupt (file is not a database)" in err
+    assert files_under(reports) == before
+
+
+def read_only_run(target: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``harness run ARGV`` in a subprocess that cannot write ``target``.
+
+    Root writes through file modes, so as root ``target`` is bind-mounted read-only in a mount
+    namespace of the subprocess's own (nothing outside it changes); otherwise its mode is cleared.
+    """
+    command = [sys.executable, "-m", "harness", "run", *argv]
+    environment = {**os.environ, "HARNESS_THREADS": "1"}
+    if os.geteuid() != 0:
+        mode = target.stat().st_mode
+        target.chmod(0o555 if target.is_dir() else 0o444)
+        try:
+            return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+        finally:
+            target.chmod(mode)
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("running as root without mount namespaces: nothing can be made read-only for root")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, str(target), *command], cwd=ROOT, env=environment,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("case", ["folder", "subfolder", "store"])
+def test_read_only_reports_are_one_line_and_exit_2(tmp_path, case):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    if case == "store":
+        ResultsStore(reports / "results.db").close()
+    before = files_under(reports)
+    target = {"folder": reports, "subfolder": reports, "store": reports / "results.db"}[case]
+    named = reports / "sub" if case == "subfolder" else reports
+    done = read_only_run(target, "suite=mlp_baseline", "profile=smoke", f"reports={named}")
+    expected = {
+        "folder": f"reports={reports} is not writable; choose another folder",
+        "subfolder": f"reports={named} cannot be created: {reports} is not writable",
+        "store": f"results store {reports / 'results.db'}: read-only",
+    }[case]
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("harness: error: ") and expected in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "calibrat" not in done.stdout and files_under(reports) == before
+
+
+# Defect 8: resume=bogus leaves nothing; long values are not echoed whole
+def test_resume_of_an_unknown_run_writes_nothing(reports, capsys, no_work):
+    code, err = harness_main(capsys, "suite=mlp_baseline", "profile=smoke", "resume=bogus")
+    assert code == 2 and "resume='bogus': no results store in" in err
+    assert not reports.exists()
+    ResultsStore(reports / "results.db").close()
+    before = files_under(reports)
+    code, err = harness_main(capsys, "suite=mlp_baseline", "profile=smoke", "resume=bogus")
+    assert code == 2 and f"resume='bogus': no such run in {reports / 'results.db'}" in err
+    assert files_under(reports) == before
+
+
+@pytest.mark.parametrize("argument", ["profile=", "train.epochs=", "resume=", "model=", "container="])
+def test_a_100_kb_value_is_not_echoed_whole(reports, capsys, no_work, argument):
+    code, err = harness_main(capsys, "suite=mlp_baseline", argument + "x" * 100_000)
+    assert code == 2 and len(err.splitlines()) == 1 and len(err) < 1100
+    assert not reports.exists()
+
+
+# Defect 7: colliding folder names
+def test_cells_whose_names_map_to_one_folder_get_their_own(tmp_path):
+    context = RunContext(tmp_path, None, tmp_path)
+    first, second = (context.artifact_dir(Cell("s", "classify", name, "torch", "cpu", 0, {})) for name in ("Net A", "Net_A"))
+    assert first != second and first.name.startswith("model_Net_A__backend_torch__device_cpu__seed_0__")
+    assert sorted(path.name for path in (tmp_path / "cells").iterdir()) == sorted([first.name, second.name])
+
+
+# Defect 3 and the lease: a live run is never joined; a dead owner's run is resumed
+class StopAfter(LocalExecutor):
+    """Runs ``count`` cells, then calls ``then`` (if any), then raises KeyboardInterrupt (Ctrl-C)."""
+
+    def __init__(self, count, then=None):
+        self.count, self.then = count, then
+
+    def run(self, cells, context):
+        for number, (position, cell) in enumerate(cells):
+            if number == self.count:
+                if self.then:
+                    self.then()
+                raise KeyboardInterrupt
+            yield position, cell, run_cell(cell, context)
+
+
+pytestmark_slow = pytest.mark.slow
+
+
+@pytestmark_slow
+def test_a_second_run_started_while_the_first_is_live_does_not_join_it(reports, tiny, mnist, console):
+    request = RunRequest(tiny, "smoke", reports=reports)
+    second = {}
+
+    def start_second():
+        # The first run holds its lease here, with 2 of its 4 cells committed.
+        second["outcome"] = runner.run(request, console)
+        with pytest.raises(UserError, match=r"resume=.*: that run is being written by pid \d+ on .*; wait for it"):
+            runner.run(RunRequest(tiny, "smoke", resume=first_id(), reports=reports), console)
+
+    def first_id():
+        with ResultsStore(reports / "results.db") as store:
+            return store.runs("tiny")[0].run_id
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(request, console, StopAfter(2, start_second))
+    outcome = second["outcome"]
+    assert outcome.run.run_id != first_id() and (outcome.ran, outcome.skipped) == (4, 0)
+    assert f"run {first_id()} of these settings is being written by pid {os.getpid()}" in console.file.getvalue()
+    with ResultsStore(reports / "results.db") as store:
+        assert len(store.cells(first_id())) == 2 and store.run(first_id()).status == "running"
+        assert store.lease(first_id()) is None  # Ctrl-C released it: resumable at once
+    resumed = runner.run(request, console)
+    assert resumed.run.run_id == first_id() and (resumed.ran, resumed.skipped) == (2, 2)
+
+
+@pytestmark_slow
+def test_a_run_whose_owner_died_is_resumed(reports, tiny, mnist, console):
+    request = RunRequest(tiny, "smoke", reports=reports)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(request, console, StopAfter(1))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with ResultsStore(reports / "results.db") as store:
+        [run] = store.runs("tiny")
+    with sqlite3.connect(reports / "results.db") as db:  # as a kill -9 leaves it: the lease of a gone pid
+        db.execute("INSERT INTO leases VALUES (?, 't', ?, ?, 'then', strftime('%s', 'now'))",
+                   (run.run_id, int(dead.stdout), os.uname().nodename))
+    outcome = runner.run(request, console)
+    assert outcome.run.run_id == run.run_id and (outcome.ran, outcome.skipped) == (3, 1)
+
+
+# Defect 5: model= resumes without completing the run
+@pytestmark_slow
+def test_a_run_of_some_models_is_partial_until_the_rest_are_run(reports, tiny, mnist, console):
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(RunRequest(tiny, "smoke", reports=reports), console, StopAfter(1))
+    some = runner.run(RunRequest(tiny, "smoke", models=["Net 3"], reports=reports), console)
+    assert (some.ran, some.skipped) == (1, 0) and some.run.status == "partial"
+    rest = runner.run(RunRequest(tiny, "smoke", reports=reports), console)
+    assert rest.run.run_id == some.run.run_id and (rest.ran, rest.skipped) == (2, 2)
+    assert rest.run.status == "complete"
+    folders = sorted(path.name for path in (rest.folder / "cells").iterdir())
+    assert len(folders) == 4 and sum(name.startswith("model_Net_A__") for name in folders) == 2
+
+
+# Fault injection: kill -9 at random moments, rerun after each
+@pytestmark_slow
+def test_kills_at_random_moments_lose_and_duplicate_nothing(tmp_path, mnist):
+    report = inject(kills=3, models=4, folder=tmp_path, window=3.0)
+    summary = report.as_dict()
+    assert summary["kills"] == 3 and summary["integrity_check"] == "ok"
+    assert (summary["cells_lost"], summary["cells_duplicated"]) == (0, 0)
+    assert report.csv_mismatches == [] and report.leftovers == [] and report.leases_left == 0
+    assert summary["runs"] >= 1 and summary["cells_per_run"] == 4
