@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 suite ?= mlp_baseline
 profile ?= smoke
 args ?=
-EXTRAS ?= torch,tensorflow,container,dev
+EXTRAS ?= torch,tensorflow,container,ray,dev
 
 .PHONY: setup data run test test-fast bench nightly list clean
 

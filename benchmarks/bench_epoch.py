@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import data  # noqa: E402
 from harness.backends import get_backend  # noqa: E402
 from harness.backends.base import SilentObserver  # noqa: E402
-from harness.suite.schema import load_suite  # noqa: E402
+from harness.tasks import load_suite  # noqa: E402
 
 PLAIN = {"torch": "plain_torch", "tensorflow": "plain_keras"}
 

@@ -20,7 +20,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.suite.schema import load_suite, suite_names  # noqa: E402
+from harness.suite.load import suite_names  # noqa: E402
+from harness.tasks import load_suite  # noqa: E402
 
 BATCH = 8
 ROUNDS = 5

@@ -29,6 +29,8 @@ class Cell:
     seed: int
     config: dict[str, Any] = field(repr=False, compare=False)
     params: dict[str, Any] = field(default_factory=dict)
+    #: Keys of the cells whose records this one is handed (``RunContext.inputs``); it runs after them.
+    needs: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:
@@ -71,6 +73,8 @@ class RunContext:
     reports: Path
     #: Follows the current cell's training (epochs, batches); set by the runner before each cell.
     observer: Any = None
+    #: Records of the run's finished cells by key; a cell reads only those it ``needs``.
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def artifact_dir(self, cell: Cell) -> Path:
         """A folder of this cell's own, for figures and saved weights."""

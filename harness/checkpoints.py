@@ -59,7 +59,7 @@ def open_run(from_run: str, reports: Path) -> tuple["RunInfo", list["StoredCell"
 def find(from_run: str, model: str, backend: str, *, reports: Path, seed: int | None = None) -> StoredModel:
     """The saved weights of ``model`` trained on ``backend`` in run ``from_run`` (the cell of ``seed``
     where there is one); a UserError if the run, the cell or the file is missing."""
-    from harness.suite.schema import validate_suite
+    from harness.suite.load import validate_suite
 
     run, cells, folder = open_run(from_run, reports)
     suite = validate_suite(run.config, f"run {run.run_id}")  # the stored settings, as the run used them

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from typing import Any, Iterable
 
 from harness.cells import Cell, CellResult, StoredCell, nan_free
 from harness.errors import UserError
+from harness.paths import atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -226,20 +226,3 @@ def read_run_file(path: Path) -> tuple[RunInfo, list[StoredCell]]:
         for item in document["cells"]
     ]
     return run, cells
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def point_latest(suite_folder: Path, run_id: str) -> None:
-    """Make ``reports/<suite>/latest`` point at ``run_id`` (a relative symlink, replaced atomically)."""
-    link = suite_folder / "latest"
-    temporary = suite_folder / f".latest.{os.getpid()}"
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    temporary.symlink_to(run_id)
-    os.replace(temporary, link)

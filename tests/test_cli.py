@@ -78,7 +78,7 @@ def test_python_dash_m_and_the_bare_suite_form(reports):
 
 
 def test_a_torch_run_plan_never_imports_tensorflow(reports):
-    code = ("import sys; from harness.commands.run import plan, RunRequest, check_frameworks;"
+    code = ("import sys; from harness.runner import plan, RunRequest, check_frameworks;"
             "suite, task, cells = plan(RunRequest('mlp_baseline', 'smoke')); check_frameworks(task, cells);"
             "print('tensorflow' in sys.modules, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -251,13 +251,13 @@ def test_the_checker_catches_a_broken_image_and_a_console_error(tmp_path):
 @pytest.mark.slow
 @needs_chromium
 def test_cnn_baseline_report_renders_in_chromium(reports, mnist, console, tmp_path):
-    from harness.commands import run as run_command
+    from harness import runner
     from harness.suite.overrides import Override
 
     # A real cnn_baseline run, trimmed to a few hundred images so the test stays quick.
-    request = run_command.RunRequest("cnn_baseline", "smoke", reports=reports, overrides=[
+    request = runner.RunRequest("cnn_baseline", "smoke", reports=reports, overrides=[
         Override("data.train_samples", 250), Override("data.test_samples", 100)])
-    outcome = run_command.run(request, console)
+    outcome = runner.run(request, console)
     path = html_report.write_report(reports, outcome.run.run_id)
     pngs = sorted(outcome.folder.rglob("*.png"))
     assert len(pngs) == 3 + 2 * 2  # three comparison plots, learning curves and confusion matrix per model

@@ -14,8 +14,9 @@ from harness.backends.base import SilentObserver
 from harness.data import Splits
 from harness.errors import UserError
 from harness.suite.overrides import Override
-from harness.suite.schema import TrainSettings, load_suite
+from harness.suite.schema import TrainSettings
 from harness.suite.spec import ModelSpec
+from harness.tasks import load_suite
 from harness.tasks.mtl import MtlOptions, single_task_spec
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -151,12 +152,12 @@ def rows(path):
 
 @pytest.mark.slow
 def test_mtl_smoke_run_writes_both_tables_and_every_figure(reports, fashion_mnist, console):
-    from harness.commands import run as run_command
-    from harness.commands.run import RunRequest
+    from harness import runner
+    from harness.runner import RunRequest
 
     overrides = [Override("data.train_samples", 600), Override("data.test_samples", 300),
                  Override("options.lambdas", [0.0, 0.5, 1.0])]
-    outcome = run_command.run(RunRequest("mtl", "smoke", overrides=overrides, reports=reports), console)
+    outcome = runner.run(RunRequest("mtl", "smoke", overrides=overrides, reports=reports), console)
     results = rows(outcome.folder / "results.csv")
     assert [(r["model"], r["lambda"]) for r in results] == [
         ("STL task 1", ""), ("STL task 2", ""), ("MTL", "0.0"), ("MTL", "0.5"), ("MTL", "1.0")]

@@ -65,12 +65,12 @@ def test_uint8_images_are_scaled_and_flattened():
 def test_pca_suite_smoke_matches_a_direct_fit(reports, mnist, console):
     import csv
 
-    from harness.commands import run as run_command
-    from harness.commands.run import RunRequest
+    from harness import runner
+    from harness.runner import RunRequest
     from harness.suite.overrides import Override
 
     overrides = [Override("data.train_samples", 600), Override("data.test_samples", 300)]
-    outcome = run_command.run(RunRequest("pca", "smoke", overrides=overrides, reports=reports), console)
+    outcome = runner.run(RunRequest("pca", "smoke", overrides=overrides, reports=reports), console)
     with open(outcome.folder / "results.csv") as handle:
         rows = {row["model"]: row for row in csv.DictReader(handle)}
     direct = fit_pca(mnist.train_images[:600])  # the task takes the first N images in file order

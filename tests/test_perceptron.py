@@ -152,8 +152,7 @@ def test_rejects_bad_arguments():
 
 
 def test_full_suite_plans_all_45_pairs_and_the_extra_curve_rates():
-    from harness.suite.schema import load_suite
-    from harness.tasks import task_for
+    from harness.tasks import load_suite, task_for
 
     suite = load_suite("perceptron", "full")
     cells = task_for("perceptron").plan(suite)
@@ -165,8 +164,7 @@ def test_full_suite_plans_all_45_pairs_and_the_extra_curve_rates():
 
 
 def test_report_verdicts_come_from_its_list_and_its_table():
-    from harness.suite.schema import load_suite
-    from harness.tasks import task_for
+    from harness.tasks import load_suite, task_for
 
     options = task_for("perceptron").options(load_suite("perceptron", "full"))
     assert options.report_verdict((0, 4)) == "separable"  # in its list
@@ -177,7 +175,7 @@ def test_report_verdicts_come_from_its_list_and_its_table():
 def test_a_pair_of_one_digit_is_a_user_error():
     from harness.errors import UserError
     from harness.suite.overrides import Override
-    from harness.suite.schema import load_suite
+    from harness.tasks import load_suite
 
     with pytest.raises(UserError, match="two different digits 0-9, got \\[3, 3\\]"):
         load_suite("perceptron", "smoke", [Override("options.pairs", [[3, 3]])])
@@ -188,12 +186,12 @@ def test_perceptron_suite_smoke(reports, mnist, console):
     import csv
     import json
 
-    from harness.commands import run as run_command
-    from harness.commands.run import RunRequest
+    from harness import runner
+    from harness.runner import RunRequest
     from harness.suite.overrides import Override
 
     overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500)]
-    outcome = run_command.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports), console)
+    outcome = runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports), console)
     with open(outcome.folder / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     table = [r for r in rows if r["learning_rate"] == "0.08"]

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from harness.commands import run as run_command
-from harness.commands.run import RunRequest, request_from_arguments
+from harness import runner
+from harness.commands.run import request_from_arguments
 from harness.errors import UserError
 from harness.executors.local import LocalExecutor, run_cell
+from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.suite.overrides import Override
 
@@ -23,7 +24,7 @@ def rows(folder):
 
 
 def test_mlp_baseline_smoke(reports, mnist, console):
-    outcome = run_command.run(RunRequest("mlp_baseline", "smoke", reports=reports), console)
+    outcome = runner.run(RunRequest("mlp_baseline", "smoke", reports=reports), console)
     [row] = rows(outcome.folder)
     assert row["params"] == "1796010" and row["status"] == "ok"
     assert (row["train_samples"], row["val_samples"], row["test_samples"]) == ("4500", "500", "2000")
@@ -39,7 +40,7 @@ def test_mlp_baseline_smoke(reports, mnist, console):
 
 
 def test_cnn_baseline_smoke(reports, mnist, console):
-    outcome = run_command.run(RunRequest("cnn_baseline", "smoke", reports=reports), console)
+    outcome = runner.run(RunRequest("cnn_baseline", "smoke", reports=reports), console)
     found = rows(outcome.folder)
     assert [r["model"] for r in found] == ["CNN Baseline Model", "CNN Baseline Model (4 epochs)"]
     assert all(r["params"] == "185066" and r["epochs"] == "1" for r in found)
@@ -63,13 +64,13 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, m
                 yield position, cell, run_cell(cell, context)
 
     with pytest.raises(KeyboardInterrupt):
-        run_command.run(small("mlp_depth", reports=reports), console, InterruptedOnThirdCell())
+        runner.run(small("mlp_depth", reports=reports), console, InterruptedOnThirdCell())
     with ResultsStore(reports / "results.db") as store:
         [first] = store.runs("mlp_depth")
         before = {s.cell.key: s.result.record for s in store.cells(first.run_id)}
     assert len(before) == 2 and first.status == "running"
 
-    outcome = run_command.run(small("mlp_depth", reports=reports), console)
+    outcome = runner.run(small("mlp_depth", reports=reports), console)
     assert outcome.run.run_id == first.run_id and (outcome.ran, outcome.skipped) == (7, 2)
     found = rows(outcome.folder)
     assert len(found) == 9 and len({r["model"] for r in found}) == 9
@@ -78,7 +79,7 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, m
         assert store.run(first.run_id).status == "complete"
     assert all(after[key] == record for key, record in before.items())  # finished cells untouched
 
-    again = run_command.run(small("mlp_depth", reports=reports), console)
+    again = runner.run(small("mlp_depth", reports=reports), console)
     assert again.run.run_id != first.run_id  # a complete run is not resumed: a new one starts
 
 
@@ -93,7 +94,7 @@ def test_a_failing_cell_is_stored_and_the_others_still_run(reports, mnist, conso
         return real_fit(self, model, splits, train, **kwargs)
 
     monkeypatch.setattr(TorchBackend, "fit", fit)
-    outcome = run_command.run(small("mlp_vs_cnn", reports=reports), console)
+    outcome = runner.run(small("mlp_vs_cnn", reports=reports), console)
     found = {r["model"]: r for r in rows(outcome.folder)}
     assert found["MLP Bonus Model"]["status"] == "failed"
     assert found["MLP Bonus Model"]["error"] == "FloatingPointError: loss became nan"
@@ -110,5 +111,5 @@ def test_shortcuts_become_suite_overrides():
 
 def test_unknown_model_filter_is_a_user_error(reports, console):
     with pytest.raises(UserError, match=r"model=Nope: not in suite mlp_baseline; models: MLP Baseline Model"):
-        run_command.run(RunRequest("mlp_baseline", "smoke", models=["Nope"], reports=reports), console)
+        runner.run(RunRequest("mlp_baseline", "smoke", models=["Nope"], reports=reports), console)
     assert not reports.exists()

@@ -11,6 +11,7 @@ import csv
 import pytest
 from pydantic import ValidationError
 
+from harness import runner
 from harness.algorithms.search_space import (
     SearchSpace,
     TrialResult,
@@ -18,9 +19,8 @@ from harness.algorithms.search_space import (
     propose,
     rank,
 )
-from harness.commands import run as run_command
-from harness.commands.run import RunRequest
 from harness.executors.local import LocalExecutor, run_cell
+from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.tasks import search as search_task
 from harness.tasks.classify import spec_columns
@@ -142,11 +142,11 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubb
     request = RunRequest(str(suite_file), "smoke", reports=reports)
 
     with pytest.raises(KeyboardInterrupt):
-        run_command.run(request, console, KilledOnFifthCell())
+        runner.run(request, console, KilledOnFifthCell())
     assert stubbed == ["depth 1 trial 1", "depth 1 trial 2", "depth 1 trial 3", "depth 2 trial 1"]
 
     stubbed.clear()
-    outcome = run_command.run(RunRequest(str(suite_file), "smoke", reports=reports), console)
+    outcome = runner.run(RunRequest(str(suite_file), "smoke", reports=reports), console)
     assert (outcome.ran, outcome.skipped) == (6, 4)
     assert stubbed == ["depth 2 trial 2", "depth 2 trial 3",
                        "depth 1 best", "depth 1 worst", "depth 2 best", "depth 2 worst"]
@@ -164,3 +164,38 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubb
         assert rows[f"depth {depth} worst"]["configuration"] == rows[narrowest]["configuration"]
     table = (outcome.folder / "table.md").read_text()
     assert "depth 2 best (trial" in table and (outcome.folder / "trials.png").stat().st_size > 0
+
+
+def test_retrain_cells_name_the_trials_of_their_own_backend_and_seed(tmp_path):
+    suite_file = tmp_path / "tiny_search.toml"
+    suite_file.write_text(SUITE + '\n[matrix]\nseeds = [0, 1]\n')
+    _, task, cells = runner.plan(RunRequest(str(suite_file), "smoke", reports=tmp_path))
+    retrains = [cell for cell in cells if cell.params["phase"] == "retrain"]
+    assert len(retrains) == 8  # 2 depths x best/worst x 2 seeds
+    for cell in retrains:
+        assert len(cell.needs) == 6
+        assert all(f"|seed={cell.seed}|" in key and "phase=trial" in key for key in cell.needs)
+    assert all(not cell.needs for cell in cells if cell.params["phase"] != "retrain")
+
+
+def test_a_retrain_cell_picks_from_the_records_it_is_handed_not_from_files(tmp_path, stubbed, console):
+    # What a cell on another machine sees: an empty scratch folder and the trials' records.
+    suite_file = tmp_path / "tiny_search.toml"
+    suite_file.write_text(SUITE)
+    _, _, cells = runner.plan(RunRequest(str(suite_file), "smoke", reports=tmp_path))
+    by_model = {cell.model: cell for cell in cells}
+    retrain = by_model["depth 1 best"]
+    accuracies = {"depth 1 trial 1": 91.0, "depth 1 trial 2": 97.0}  # trial 3 failed: not handed over
+    inputs = {by_model[name].key: {"depth": 1, "trial": int(name[-1]), "val_accuracy": accuracy}
+              for name, accuracy in accuracies.items()}
+    from harness.cells import RunContext
+    from harness.progress import RunProgress
+
+    context = RunContext(tmp_path / "scratch", RunProgress(console, 1), tmp_path, inputs=inputs)
+    result = run_cell(retrain, context)
+    assert result.ok, result.error
+    assert (result.record["trial"], result.record["trial_val_accuracy"]) == (2, 97.0)
+    worst = run_cell(by_model["depth 1 worst"], context)
+    assert worst.record["trial"] == 1
+    missing = run_cell(by_model["depth 2 best"], context)
+    assert missing.status == "failed" and "no finished trial of depth 2" in missing.error

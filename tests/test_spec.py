@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from harness.suite.schema import load_suite
 from harness.suite.spec import ModelSpec
+from harness.tasks import load_suite
 
 CLASSIFICATION_SUITES = ("mlp_baseline", "mlp_depth", "cnn_baseline", "cnn_depth", "mlp_vs_cnn")
 

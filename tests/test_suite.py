@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import UserError
+from harness.suite.load import suite_names
 from harness.suite.overrides import Override
-from harness.suite.schema import load_suite, suite_names
+from harness.tasks import load_suite
 
 GOOD = """
 title = "tiny"

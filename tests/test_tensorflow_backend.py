@@ -23,8 +23,9 @@ from harness.backends import get_backend
 from harness.backends.base import EpochMetrics, NonFiniteLoss, SilentObserver
 from harness.data import Splits
 from harness.errors import UserError
-from harness.suite.schema import TrainSettings, load_suite
+from harness.suite.schema import TrainSettings
 from harness.suite.spec import ModelSpec
+from harness.tasks import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None

@@ -15,8 +15,8 @@ from harness.cells import Cell, CellResult
 from harness.errors import UserError
 from harness.store import ResultsStore, RunInfo, now, write_run_files
 from harness.suite.overrides import Override
-from harness.suite.schema import load_suite
 from harness.suite.spec import ModelSpec
+from harness.tasks import load_suite
 from harness.tasks.visualize import TASK as VISUALIZE
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -138,15 +138,15 @@ def visualize_with(run_id: str):
 def test_from_run_with_a_missing_checkpoint_is_a_user_error_before_anything_runs(reports):
     run_id = store_classify_run(reports, weights=str(reports / "cnn_baseline/run-1/cells/gone/weights.pt"))
     with pytest.raises(UserError, match=r"checkpoint .*weights\.pt not found"):
-        VISUALIZE.plan(visualize_with(run_id))
+        VISUALIZE.check(visualize_with(run_id), reports)
 
 
 def test_from_run_names_what_is_missing(reports):
     run_id = store_classify_run(reports, weights=None)
     with pytest.raises(UserError, match="without keeping its weights; .*options.save_weights=true"):
-        VISUALIZE.plan(visualize_with(run_id))
+        VISUALIZE.check(visualize_with(run_id), reports)
     with pytest.raises(UserError, match="from_run=nope: no run 'nope' in .*results.db"):
-        VISUALIZE.plan(visualize_with("nope"))
+        VISUALIZE.check(visualize_with("nope"), reports)
 
 
 def test_from_run_loads_the_saved_weights_and_a_mismatched_file_is_a_user_error(reports):
@@ -155,12 +155,12 @@ def test_from_run_loads_the_saved_weights_and_a_mismatched_file_is_a_user_error(
     folder = reports / "cnn_baseline" / "run-1" / "cells" / "model_CNN_Baseline_Model"
     folder.mkdir(parents=True)
     run_id = store_classify_run(reports, weights=str(backend.save(trained, folder)))
-    VISUALIZE.plan(visualize_with(run_id))  # everything is there, for torch
+    VISUALIZE.check(visualize_with(run_id), reports)  # everything is there, for torch
     tensorflow_too = load_suite("visualize", "smoke", [Override("options.from_run", run_id),
                                                         Override("matrix.backends", ["torch", "tensorflow"])])
     with pytest.raises(UserError, match="no finished cell of 'CNN Baseline Model' on backend tensorflow; "
                                         r"the run trained: CNN Baseline Model \(torch\)"):
-        VISUALIZE.plan(tensorflow_too)
+        VISUALIZE.check(tensorflow_too, reports)
     stored = checkpoints.find(run_id, "CNN Baseline Model", "torch", reports=reports)
     assert stored.spec.params == 185066 and stored.record["test_accuracy"] == 90.0
     loaded = checkpoints.load(stored, backend, device=DEVICE)
@@ -187,13 +187,13 @@ def test_bad_visualize_options_are_load_time_errors():
 
 @pytest.mark.slow
 def test_visualize_smoke_run_writes_every_figure_and_the_ascents_climb(reports, mnist, console):
-    from harness.commands import run as run_command
-    from harness.commands.run import RunRequest
+    from harness import runner
+    from harness.runner import RunRequest
 
     overrides = [Override("data.train_samples", 600), Override("data.test_samples", 200),
                  Override("options.ascent_steps", 5), Override("options.dream_steps", 5),
                  Override("options.ascent_filters", 4), Override("options.weight_channels", "all")]
-    outcome = run_command.run(RunRequest("visualize", "smoke", overrides=overrides, reports=reports), console)
+    outcome = runner.run(RunRequest("visualize", "smoke", overrides=overrides, reports=reports), console)
     [cell] = json.loads((outcome.folder / "results.json").read_text())["cells"]
     assert cell["status"] == "ok" and cell["record"]["source"] == "trained here"
     for layer in (1, 2, 3):

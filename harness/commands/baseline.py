@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.commands.args import option_help, parse_arguments
-from harness.commands.run import reports_dir
 from harness.compare import baselines
 from harness.compare.regression import RunResults
 from harness.errors import UserError
+from harness.paths import reports_dir
 from harness.store import ResultsStore
 
 OPTIONS = {

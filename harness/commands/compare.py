@@ -21,7 +21,6 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.commands.args import option_help, parse_arguments
-from harness.commands.run import reports_dir
 from harness.compare import baselines
 from harness.compare.regression import (
     Comparison,
@@ -33,7 +32,8 @@ from harness.compare.regression import (
     unit,
 )
 from harness.errors import RegressionFound, UserError
-from harness.store import ResultsStore, atomic_write
+from harness.paths import atomic_write, reports_dir
+from harness.store import ResultsStore
 
 OPTIONS = {
     "fail": "thresholds replacing the suite's, e.g. test_accuracy:-0.5,train_seconds:+10%",

@@ -10,7 +10,9 @@ from rich.table import Table
 
 from harness.commands.args import option_help, parse_arguments
 from harness.errors import UserError
-from harness.suite.schema import Suite, load_suite, suite_names
+from harness.suite.load import suite_names
+from harness.suite.schema import Suite
+from harness.tasks import load_suite
 
 
 def suites() -> list[Suite]:

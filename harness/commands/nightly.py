@@ -17,16 +17,17 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness import runner
 from harness.commands import compare as compare_command
-from harness.commands import run as run_command
 from harness.commands.args import option_help, parse_arguments
 from harness.compare import baselines, benchmark_export, calibration
 from harness.compare.regression import Comparison, RunResults, compare, parse_checks
 from harness.errors import RegressionFound, UserError
+from harness.paths import atomic_write, reports_dir
 from harness.report import html as html_report
-from harness.store import ResultsStore, atomic_write
+from harness.store import ResultsStore
 from harness.suite.overrides import Override
-from harness.suite.schema import load_suite
+from harness.tasks import load_suite
 
 DEFAULT_SUITES = ("mlp_baseline", "cnn_baseline")
 OPTIONS = {
@@ -84,7 +85,7 @@ def measure(request: NightlyRequest, suite: str, profile: str, console: Console)
     """A fresh run of the suite, with a calibration recorded if the runner recorded none."""
     before = calibration.calibrate(request.device)
     overrides = [Override("matrix.devices", [request.device], "device="), *request.overrides]
-    outcome = run_command.run(run_command.RunRequest(suite, profile, overrides=overrides, resume="no",
+    outcome = runner.run(runner.RunRequest(suite, profile, overrides=overrides, resume="no",
                                                      reports=request.reports), console)
     with ResultsStore(request.reports / "results.db") as store:
         run = store.run(outcome.run.run_id)
@@ -148,7 +149,7 @@ def request_from_arguments(argv: list[str]) -> NightlyRequest:
         baseline=Path(options["baseline"]) if "baseline" in options else None,
         fail=options.get("fail"),
         remeasure=options.get("remeasure", "yes") == "yes",
-        reports=Path(options["reports"]) if "reports" in options else run_command.reports_dir(),
+        reports=Path(options["reports"]) if "reports" in options else reports_dir(),
         overrides=args.overrides,
     )
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.commands.args import option_help, parse_arguments
-from harness.commands.run import reports_dir
 from harness.errors import UserError
+from harness.paths import reports_dir
 from harness.store import ResultsStore, write_run_files
-from harness.suite.schema import Suite, validate_suite
-from harness.tasks import task_for
+from harness.suite.schema import Suite
+from harness.tasks import task_for, validate_suite
 
 OPTIONS = {
     "suite": "suite name",

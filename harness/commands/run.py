@@ -9,24 +9,16 @@ resumed: its finished cells are skipped.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
 
-from harness import environment
-from harness.cells import Cell, RunContext
 from harness.commands.args import option_help, parse_arguments
 from harness.errors import CellsFailed, UserError
-from harness.executors import Executor, executor_named
-from harness.progress import RunProgress
-from harness.store import ResultsStore, RunInfo, now, point_latest, write_run_files
+from harness.paths import reports_dir
+from harness.runner import RunRequest, plan, run
 from harness.suite.overrides import Override
-from harness.suite.schema import BACKEND_NAMES, Suite, load_suite
-from harness.tasks import task_for
-from harness.tasks.base import Task
+from harness.suite.schema import BACKEND_NAMES
 
 OPTIONS = {
     "suite": "suite name (harness list) or path to a .toml file",
@@ -38,37 +30,14 @@ OPTIONS = {
     "resume": "RUN_ID to continue, or 'no' for a new run (default: continue an unfinished run of the same settings)",
     "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
     "container": "cpu | gpu: run inside the harness Docker image",
+    "executor": "local | ray (default local: one cell after another in this process)",
+    "ray_address": "executor=ray: auto | HOST:PORT | ray://HOST:10001 (default: start Ray on this machine)",
+    "cells_per_gpu": "executor=ray: CUDA cells sharing one GPU (default 1)",
+    "threads_per_cell": "executor=ray: CPUs (framework threads) per cell (default: what a local run uses)",
 }
+RAY_OPTIONS = {"ray_address": "address", "cells_per_gpu": "cells_per_gpu", "threads_per_cell": "threads_per_cell"}
 # Shortcuts a user of Hydra/pytest expects, mapped to the suite fields they set.
 SHORTCUTS = {"backend": "matrix.backends", "device": "matrix.devices", "seed": "matrix.seeds"}
-
-
-@dataclass
-class RunRequest:
-    """What to run; built from the command line, or directly by tests."""
-
-    suite: str
-    profile: str = "full"
-    overrides: list[Override] = field(default_factory=list)
-    models: list[str] | None = None
-    resume: str | None = None  # None: automatic; "no": always a new run; else a run id
-    reports: Path = field(default_factory=lambda: reports_dir())
-    container: str | None = None
-
-
-@dataclass
-class RunOutcome:
-    """Where the results went and how the cells fared."""
-
-    run: RunInfo
-    folder: Path
-    ran: int
-    skipped: int
-    failed: list[str]
-
-
-def reports_dir() -> Path:
-    return Path(os.environ.get("HARNESS_REPORTS", "reports"))
 
 
 def request_from_arguments(argv: list[str]) -> RunRequest:
@@ -89,6 +58,10 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
     container = options.get("container")
     if container not in (None, "cpu", "gpu"):
         raise UserError(f"container={container!r}: allowed: cpu, gpu")
+    executor = options.get("executor", "local")
+    executor_options = {name: options[option] for option, name in RAY_OPTIONS.items() if option in options}
+    if executor_options and executor != "ray":
+        raise UserError(f"{', '.join(o for o in RAY_OPTIONS if o in options)}: only with executor=ray")
     return RunRequest(
         suite=options["suite"],
         profile=options.get("profile", "full"),
@@ -97,6 +70,8 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
         resume=options.get("resume"),
         reports=Path(options["reports"]) if "reports" in options else reports_dir(),
         container=container,
+        executor=executor,
+        executor_options=executor_options,
     )
 
 
@@ -124,112 +99,3 @@ def launch_in_container(request: RunRequest, argv: list[str], console: Console) 
     container.launch(request.container, inner, reports_dir=request.reports.resolve(), data_dir=data_dir(),
                      console=console, datasets=[suite.data.dataset])
     return 0
-
-
-def plan(request: RunRequest) -> tuple[Suite, Task, list[Cell]]:
-    """The validated suite, its task and the cells to run; raises UserError before anything is written."""
-    suite = load_suite(request.suite, request.profile, request.overrides)
-    task = task_for(suite.task)
-    cells = task.plan(suite)
-    if request.models is not None:
-        known = {cell.model for cell in cells}
-        unknown = [name for name in request.models if name not in known]
-        if unknown:
-            raise UserError(f"model={','.join(unknown)}: not in suite {suite.name}; models: {', '.join(sorted(known))}")
-        cells = [cell for cell in cells if cell.model in request.models]
-    return suite, task, cells
-
-
-def check_frameworks(task: Task, cells: list[Cell]) -> dict[str, object]:
-    """Import each needed backend and resolve each device now, so a missing one fails before any output."""
-    from harness.backends import get_backend
-
-    info: dict[str, object] = {}
-    if not task.uses_backends:
-        return info
-    for backend_name in dict.fromkeys(cell.backend for cell in cells):
-        backend = get_backend(backend_name)
-        for device in dict.fromkeys(cell.device for cell in cells if cell.backend == backend_name):
-            resolved = backend.resolve_device(device)
-            info.update(backend.environment(resolved))
-    return info
-
-
-def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict) -> tuple[RunInfo, bool]:
-    """The run to write into: the one asked for, an unfinished one of the same settings, or a new one."""
-    if request.resume not in (None, "no"):
-        run = store.run(request.resume)
-        if run.suite != suite.name or run.config_hash != suite.config_hash:
-            raise UserError(f"resume={request.resume}: that run has other settings (suite {run.suite}, "
-                            f"settings {run.config_hash}, now {suite.config_hash}); start a new run with resume=no")
-        return run, True
-    if request.resume is None:
-        unfinished = store.latest_run(suite.name, suite.config_hash, unfinished=True)
-        if unfinished is not None:
-            return unfinished, True
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_id = f"{stamp}-{suite.config_hash[:6]}"
-    while any(r.run_id == run_id for r in store.runs(suite.name)):
-        run_id += "x"
-    run = RunInfo(run_id, suite.name, suite.profile, suite.config_hash, now(), None, "running", suite.resolved(), env)
-    store.create_run(run)
-    return run, False
-
-
-def run(request: RunRequest, console: Console, executor: Executor | None = None) -> RunOutcome:
-    """Run a suite; returns where its results are. Tests call this directly."""
-    executor = executor or executor_named("local")
-    suite, task, cells = plan(request)
-    if not cells:
-        raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
-    env = environment.collect()
-    env.update(check_frameworks(task, cells))
-    calibration_device = next((cell.device for cell in cells if cell.device != "auto"), "cpu")
-    if task.uses_backends and any(cell.backend == "torch" for cell in cells):
-        # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
-        # before and after the cells lets compare tell a busy or slower machine from slower code.
-        from harness.compare import calibration
-
-        env["calibration"] = calibration.calibrate(calibration_device)
-    if task.uses_dataset:
-        from harness.data import ensure
-
-        ensure(suite.data.dataset, log=lambda message: console.print(message, markup=False))
-    for override in request.overrides:
-        console.print(f"override {override.key} = {override.value!r} ({override.source})", markup=False)
-
-    with ResultsStore(request.reports / "results.db") as store:
-        run_info, resumed = open_run(store, suite, request, env)
-        folder = run_info.folder(request.reports)
-        folder.mkdir(parents=True, exist_ok=True)
-        point_latest(folder.parent, run_info.run_id)
-        done = store.finished_keys(run_info.run_id)
-        todo = [(position, cell) for position, cell in enumerate(cells) if cell.key not in done]
-        verb = "resuming" if resumed else "starting"
-        console.print(f"{verb} run {run_info.run_id} of {suite.name} ({suite.profile}): "
-                      f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
-        failed: list[str] = []
-        with RunProgress(console, len(todo)) as progress:
-            context = RunContext(folder, progress, request.reports)
-            for position, cell, result in executor.run(todo, context):
-                store.save_cell(run_info.run_id, position, cell, result)
-                write_run_files(folder, run_info, store.cells(run_info.run_id), task.columns)
-                if result.ok:
-                    progress.finish_cell(task.summary(result))
-                else:
-                    failed.append(f"{cell.model} ({cell.backend}, {cell.device}, seed {cell.seed}): {result.error}")
-                    progress.finish_cell(f"FAILED: {result.error}")
-        stored = store.cells(run_info.run_id)
-        status = "failed" if any(not s.result.ok for s in stored) else "complete"
-        if "calibration" in env and todo:
-            from harness.compare import calibration
-
-            env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
-        store.update_run(run_info.run_id, status=status, environment=env if todo else None)
-        run_info = store.run(run_info.run_id)
-        write_run_files(folder, run_info, stored, task.columns)
-        task.render(suite, stored, folder, console)
-    from harness.report import html as html_report
-
-    html_report.write_report(request.reports, run_info.run_id)
-    return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)

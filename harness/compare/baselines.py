@@ -16,7 +16,8 @@ from typing import Any
 from harness.cells import StoredCell, nan_free
 from harness.compare.regression import CellSummary, RunResults, SampleStats, Side
 from harness.errors import UserError
-from harness.store import ResultsStore, RunInfo, atomic_write, now, read_run_file
+from harness.paths import atomic_write
+from harness.store import ResultsStore, RunInfo, now, read_run_file
 
 FORMAT = "harness-baseline"
 SCHEMA_VERSION = 1

@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.compare.regression import RunResults, SampleStats, Side
 from harness.errors import UserError
-from harness.store import atomic_write
+from harness.paths import atomic_write
 
 #: The pytest-benchmark data format these files follow (its JSON 'version' field).
 PYTEST_BENCHMARK_FORMAT = "5.1.0"
@@ -131,8 +131,8 @@ def export(results: RunResults, path: Path, metric: str = "train_seconds") -> Pa
 
 def main(argv: list[str]) -> int:
     """``python -m harness.compare.benchmark_export SOURCE OUT.json [metric=NAME] [reports=DIR]``."""
-    from harness.commands.run import reports_dir
     from harness.compare.baselines import resolve
+    from harness.paths import reports_dir
 
     options = dict(arg.split("=", 1) for arg in argv if "=" in arg)
     positional = [arg for arg in argv if "=" not in arg]

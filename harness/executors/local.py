@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 
 from harness.cells import Cell, CellResult, RunContext
 from harness.tasks import task_for
+
+
+def cell_label(cell: Cell) -> str:
+    """How the run's log names a cell."""
+    return f"{cell.model} · {cell.backend} · {cell.device} · seed {cell.seed}"
 
 
 def run_cell(cell: Cell, context: RunContext) -> CellResult:
@@ -17,8 +24,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellResult:
     wherever it ran.
     """
     task = task_for(cell.task)
-    label = f"{cell.model} · {cell.backend} · {cell.device} · seed {cell.seed}"
-    context.observer = context.progress.start_cell(label)
+    context.observer = context.progress.start_cell(cell_label(cell))
     base = {"suite": cell.suite, "model": cell.model, "backend": cell.backend, "device": cell.device,
             "seed": cell.seed}
     try:
@@ -34,11 +40,24 @@ def run_cell(cell: Cell, context: RunContext) -> CellResult:
     return result
 
 
+def placed(result: CellResult, executor: str, node: str, queued_seconds: float) -> CellResult:
+    """``result`` with where it ran and how long it waited for a slot, columns every executor fills."""
+    result.record.update(executor=executor, node=node, queued_seconds=round(max(0.0, queued_seconds), 3))
+    return result
+
+
 class LocalExecutor:
     """Runs each cell in the current process, in plan order."""
 
     name = "local"
 
+    def start(self) -> None:
+        """Nothing to set up: the runner has already checked frameworks, devices and data here."""
+
     def run(self, cells: Sequence[tuple[int, Cell]], context: RunContext) -> Iterator[tuple[int, Cell, CellResult]]:
+        # Every cell is queued when the run hands them over; each waits for the ones before it.
+        submitted = time.time()
+        host = socket.gethostname()
         for position, cell in cells:
-            yield position, cell, run_cell(cell, context)
+            started = time.time()
+            yield position, cell, placed(run_cell(cell, context), self.name, host, started - submitted)

@@ -27,8 +27,9 @@ from harness.compare.regression import (
     flatten,
     unit,
 )
+from harness.paths import atomic_write
 from harness.report.tables import format_cell
-from harness.store import ResultsStore, RunInfo, atomic_write
+from harness.store import ResultsStore, RunInfo
 
 PAGE = "report.html"
 INDEX = "index.html"

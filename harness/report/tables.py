@@ -14,7 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from harness.store import atomic_write
+from harness.paths import atomic_write
 
 
 def difference(measured: Any, reference: Any) -> float | None:

@@ -38,6 +38,9 @@ class Task(ABC):
     def plan(self, suite: "Suite") -> list[Cell]:
         """Every cell of the suite, in the order they run."""
 
+    def check(self, suite: "Suite", reports: Path) -> None:
+        """Check what the run needs beyond the suite (e.g. a stored run it reads) before anything is written."""
+
     def matrix_cells(self, suite: "Suite", models: list[tuple[str, dict[str, Any]]]) -> list[Cell]:
         """Each (model, params) on every backend x device x seed of the suite's matrix, model-major."""
         config = suite.resolved()

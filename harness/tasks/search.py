@@ -4,10 +4,11 @@ Cells, all on the suite's matrix (backend x device x seed), run in this order:
 
 1. ``model`` cells: the suite's fixed models (the baseline), trained in full like a classify cell;
 2. ``trial`` cells: every architecture :func:`harness.algorithms.search_space.propose` draws from the space, trained
-   for ``trial_epochs``; each writes ``trial.json`` (its validation accuracy) into its cell folder;
+   for ``trial_epochs``; the record holds its validation accuracy;
 3. ``retrain`` cells: for each depth, the best and the worst trial by validation accuracy, trained
-   in full (the suite's epochs). A retrain cell reads the ``trial.json`` files of its own backend,
-   device and seed, so it picks from whatever trials have finished.
+   in full (the suite's epochs). A retrain cell names the trial cells of its own backend, device and
+   seed in ``Cell.needs``: the executor runs it after them and hands it their records, so it picks
+   from whatever trials finished, on whichever machine it runs.
 
 Because the proposals depend only on the space, a search cut short resumes like any run: finished
 cells are skipped and the rest run. Training goes through :func:`harness.tasks.classify.train_and_measure`
@@ -17,7 +18,7 @@ of the same depth and rank beside ours), every trial's result, and a plot of the
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from harness.suite.schema import ModelEntry, Suite
 
 RANKS = ("best", "worst")
-TRIAL_FILE = "trial.json"
 
 
 class SearchReference(BaseModel):
@@ -87,7 +87,14 @@ class SearchTask(Task):
         named = [(model.name, "model") for model in suite.models]
         named += [(trial.name, "trial") for trial in propose(options.space)]
         named += [(retrain_name(depth, which), "retrain") for depth in options.space.depths for which in RANKS]
-        return self.matrix_cells(suite, [(name, {"phase": phase}) for name, phase in named])
+        cells = self.matrix_cells(suite, [(name, {"phase": phase}) for name, phase in named])
+        trials = [cell for cell in cells if cell.params["phase"] == "trial"]
+
+        def slot(cell: Cell) -> tuple:
+            return cell.backend, cell.device, cell.seed
+
+        return [replace(cell, needs=tuple(trial.key for trial in trials if slot(trial) == slot(cell)))
+                if cell.params["phase"] == "retrain" else cell for cell in cells]
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.suite.schema import ModelEntry, Suite
@@ -114,28 +121,19 @@ class SearchTask(Task):
             context.observer.epochs = epochs
         record, artifacts = train_model(cell, entry, suite, epochs, context.observer)
         record.update(extra, depth=entry.depth, configuration=configuration(entry))
-        if phase == "trial":
-            (context.artifact_dir(cell) / TRIAL_FILE).write_text(json.dumps(
-                {"depth": entry.depth, "index": extra["trial"], "val_accuracy": record["val_accuracy"]}))
         return CellResult("ok", record, artifacts)
 
-    def _trial_results(self, cell: Cell, context: RunContext, options: SearchOptions) -> list[TrialResult]:
-        """The finished trials of this cell's backend, device and seed, read from their cell folders."""
-        found = []
-        for trial in _trials(options.space).values():
-            twin = Cell(cell.suite, cell.task, trial.name, cell.backend, cell.device, cell.seed, cell.config,
-                        {"phase": "trial"})
-            path = context.artifact_dir(twin) / TRIAL_FILE
-            if path.is_file():
-                saved = json.loads(path.read_text())
-                if saved["val_accuracy"] is not None:
-                    found.append(TrialResult(saved["depth"], saved["index"], saved["val_accuracy"]))
-        return found
+    @staticmethod
+    def _trial_results(cell: Cell, context: RunContext) -> list[TrialResult]:
+        """The finished trials this retrain cell needs, from the records the executor handed it."""
+        records = [context.inputs[key] for key in cell.needs if key in context.inputs]
+        return [TrialResult(int(record["depth"]), int(record["trial"]), record["val_accuracy"])
+                for record in records if record.get("val_accuracy") is not None]
 
     def _pick(self, cell: Cell, context: RunContext, options: SearchOptions, depth: int,
               which: str) -> tuple[Trial, TrialResult]:
         """The best or worst finished trial of ``depth``, and its result."""
-        ranked = rank(self._trial_results(cell, context, options))
+        ranked = rank(self._trial_results(cell, context))
         if depth not in ranked:
             raise RuntimeError(f"no finished trial of depth {depth} to retrain (did every trial fail?)")
         chosen = ranked[depth][RANKS.index(which)]

@@ -159,20 +159,23 @@ class VisualizeTask(Task):
     def plan(self, suite: "Suite") -> list[Cell]:
         if len(suite.models) != 1 or not conv_layers(suite.models[0]):
             raise UserError(f"suite {suite.name}: the visualize task needs exactly one model with conv2d layers")
-        options = self.options(suite)
-        model = suite.models[0]
-        if options.from_run:
-            # Everything a stored model needs is checked now, before the run writes anything.
-            from harness import checkpoints
-            from harness.commands.run import reports_dir
-
-            for backend in suite.matrix.backends:
-                stored = checkpoints.find(options.from_run, model.name, backend, reports=reports_dir())
-                if not conv_layers(stored.spec):
-                    raise UserError(f"from_run={options.from_run}: model {model.name!r} has no conv2d layer")
         config = suite.resolved()
+        model = suite.models[0]
         return [Cell(suite.name, self.name, model.name, backend, device, seed, config)
                 for backend in suite.matrix.backends for device in suite.matrix.devices for seed in suite.matrix.seeds]
+
+    def check(self, suite: "Suite", reports: Path) -> None:
+        """A stored model (``options.from_run``) must exist and fit before the run writes anything."""
+        options = self.options(suite)
+        if not options.from_run:
+            return
+        from harness import checkpoints
+
+        model = suite.models[0]
+        for backend in suite.matrix.backends:
+            stored = checkpoints.find(options.from_run, model.name, backend, reports=reports)
+            if not conv_layers(stored.spec):
+                raise UserError(f"from_run={options.from_run}: model {model.name!r} has no conv2d layer")
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         from harness.backends import get_backend
@@ -187,8 +190,7 @@ class VisualizeTask(Task):
         if options.from_run:
             from harness import checkpoints
 
-            # The run folder is reports/<suite>/<run id>: the store from_run names is two levels up.
-            stored = checkpoints.find(options.from_run, cell.model, cell.backend, reports=context.run_dir.parent.parent,
+            stored = checkpoints.find(options.from_run, cell.model, cell.backend, reports=context.reports,
                                       seed=cell.seed)
             spec: ModelSpec = stored.spec
             model = checkpoints.load(stored, backend, device=device)

@@ -1,0 +1,166 @@
+"""A run of a suite: plan the cells, open (or resume) the run in the store, hand the cells to an
+executor, commit each result as it comes back, then render tables, plots and the HTML report.
+
+Everything that can be wrong with the input is found before the first file is written. A run of the
+same suite and settings that did not finish is resumed: its finished cells are skipped. The executor
+decides where cells run; this module alone writes the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+
+from harness import environment
+from harness.cells import Cell, RunContext
+from harness.errors import UserError
+from harness.executors import Executor, executor_named, run_in_stages
+from harness.paths import point_latest, reports_dir
+from harness.progress import RunProgress
+from harness.store import ResultsStore, RunInfo, now, write_run_files
+from harness.suite.overrides import Override
+from harness.suite.schema import Suite
+from harness.tasks import load_suite, task_for
+from harness.tasks.base import Task
+
+
+@dataclass
+class RunRequest:
+    """What to run; built from the command line, or directly by tests."""
+
+    suite: str
+    profile: str = "full"
+    overrides: list[Override] = field(default_factory=list)
+    models: list[str] | None = None
+    resume: str | None = None  # None: automatic; "no": always a new run; else a run id
+    reports: Path = field(default_factory=reports_dir)
+    container: str | None = None
+    executor: str = "local"
+    #: Options of the executor (e.g. ray's address, cells_per_gpu, threads_per_cell).
+    executor_options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    """Where the results went and how the cells fared."""
+
+    run: RunInfo
+    folder: Path
+    ran: int
+    skipped: int
+    failed: list[str]
+
+
+def plan(request: RunRequest) -> tuple[Suite, Task, list[Cell]]:
+    """The validated suite, its task and the cells to run; raises UserError before anything is written."""
+    suite = load_suite(request.suite, request.profile, request.overrides)
+    task = task_for(suite.task)
+    cells = task.plan(suite)
+    if request.models is not None:
+        known = {cell.model for cell in cells}
+        unknown = [name for name in request.models if name not in known]
+        if unknown:
+            raise UserError(f"model={','.join(unknown)}: not in suite {suite.name}; models: {', '.join(sorted(known))}")
+        cells = [cell for cell in cells if cell.model in request.models]
+    return suite, task, cells
+
+
+def check_frameworks(task: Task, cells: list[Cell]) -> dict[str, object]:
+    """Import each needed backend and resolve each device now, so a missing one fails before any output."""
+    from harness.backends import get_backend
+
+    info: dict[str, object] = {}
+    if not task.uses_backends:
+        return info
+    for backend_name in dict.fromkeys(cell.backend for cell in cells):
+        backend = get_backend(backend_name)
+        for device in dict.fromkeys(cell.device for cell in cells if cell.backend == backend_name):
+            resolved = backend.resolve_device(device)
+            info.update(backend.environment(resolved))
+    return info
+
+
+def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict) -> tuple[RunInfo, bool]:
+    """The run to write into: the one asked for, an unfinished one of the same settings, or a new one."""
+    if request.resume not in (None, "no"):
+        run = store.run(request.resume)
+        if run.suite != suite.name or run.config_hash != suite.config_hash:
+            raise UserError(f"resume={request.resume}: that run has other settings (suite {run.suite}, "
+                            f"settings {run.config_hash}, now {suite.config_hash}); start a new run with resume=no")
+        return run, True
+    if request.resume is None:
+        unfinished = store.latest_run(suite.name, suite.config_hash, unfinished=True)
+        if unfinished is not None:
+            return unfinished, True
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_id = f"{stamp}-{suite.config_hash[:6]}"
+    while any(r.run_id == run_id for r in store.runs(suite.name)):
+        run_id += "x"
+    run = RunInfo(run_id, suite.name, suite.profile, suite.config_hash, now(), None, "running", suite.resolved(), env)
+    store.create_run(run)
+    return run, False
+
+
+def run(request: RunRequest, console: Console, executor: Executor | None = None) -> RunOutcome:
+    """Run a suite; returns where its results are. Tests call this directly."""
+    executor = executor or executor_named(request.executor, **request.executor_options)
+    suite, task, cells = plan(request)
+    if not cells:
+        raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
+    task.check(suite, request.reports)
+    env = environment.collect()
+    env.update(check_frameworks(task, cells))
+    executor.start()  # an unreachable cluster fails here, before anything is written
+    calibration_device = next((cell.device for cell in cells if cell.device != "auto"), "cpu")
+    if task.uses_backends and any(cell.backend == "torch" for cell in cells):
+        # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
+        # before and after the cells lets compare tell a busy or slower machine from slower code.
+        from harness.compare import calibration
+
+        env["calibration"] = calibration.calibrate(calibration_device)
+    if task.uses_dataset:
+        from harness.data import ensure
+
+        ensure(suite.data.dataset, log=lambda message: console.print(message, markup=False))
+    for override in request.overrides:
+        console.print(f"override {override.key} = {override.value!r} ({override.source})", markup=False)
+
+    with ResultsStore(request.reports / "results.db") as store:
+        run_info, resumed = open_run(store, suite, request, env)
+        folder = run_info.folder(request.reports)
+        folder.mkdir(parents=True, exist_ok=True)
+        point_latest(folder.parent, run_info.run_id)
+        done = store.finished_keys(run_info.run_id)
+        todo = [(position, cell) for position, cell in enumerate(cells) if cell.key not in done]
+        verb = "resuming" if resumed else "starting"
+        console.print(f"{verb} run {run_info.run_id} of {suite.name} ({suite.profile}): "
+                      f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
+        failed: list[str] = []
+        with RunProgress(console, len(todo)) as progress:
+            finished = {s.cell.key: s.record for s in store.cells(run_info.run_id) if s.result.ok}
+            context = RunContext(folder, progress, request.reports, inputs=finished)
+            for position, cell, result in run_in_stages(executor, todo, context):
+                store.save_cell(run_info.run_id, position, cell, result)
+                write_run_files(folder, run_info, store.cells(run_info.run_id), task.columns)
+                if result.ok:
+                    progress.finish_cell(task.summary(result))
+                else:
+                    failed.append(f"{cell.model} ({cell.backend}, {cell.device}, seed {cell.seed}): {result.error}")
+                    progress.finish_cell(f"FAILED: {result.error}")
+        stored = store.cells(run_info.run_id)
+        status = "failed" if any(not s.result.ok for s in stored) else "complete"
+        if "calibration" in env and todo:
+            from harness.compare import calibration
+
+            env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
+        store.update_run(run_info.run_id, status=status, environment=env if todo else None)
+        run_info = store.run(run_info.run_id)
+        write_run_files(folder, run_info, stored, task.columns)
+        task.render(suite, stored, folder, console)
+    from harness.report import html as html_report
+
+    html_report.write_report(request.reports, run_info.run_id)
+    return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)
