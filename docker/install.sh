@@ -1,11 +1,12 @@
 #!/bin/sh
-# Usage: docker/install.sh system|deps|app      (run by Dockerfile.cpu and Dockerfile.gpu, as root)
+# Usage: docker/install.sh system|deps LIST|app      (run by Dockerfile.cpu and Dockerfile.gpu, as root)
 #
 # The one recipe both images share; the Dockerfiles differ only in the build arguments they pass:
 #   system  Debian packages (Python 3.11, CA certificates), extra CA certificates, the non-root user
 #           and the folders any uid may write (/app/reports, /data, $HOME).
-#   deps    a virtual environment in /opt/venv with requirements.txt (pyproject.toml's build
-#           requirements, dependencies and $HARNESS_EXTRAS), preferring the wheels in wheelhouse/.
+#   deps    the requirement list LIST (a file in the build folder, made by requirements.py) into a
+#           virtual environment in /opt/venv, preferring the wheels in wheelhouse/. Run twice: the
+#           frameworks first, then the whole list, each in a layer of its own.
 #   app     the harness itself from /app (editable, so suites/ and the source stay where a
 #           checkout has them), without touching the dependencies.
 # Build arguments read here: FLAVOUR (cpu|gpu), TORCH_INDEX_URL, EXTRA_CA_CERTS.
@@ -62,7 +63,9 @@ system() {
 }
 
 deps() {
-    python3 -m venv "$venv"
+    list=$build/$1
+    [ -f "$list" ] || die "deps: no requirement list $list"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     pip=$venv/bin/pip
 
     # Wheels of the other flavour must not win: the CPU torch wheel in wheelhouse/ would otherwise
@@ -77,14 +80,14 @@ deps() {
         esac
     done
 
-    # requirements.txt (made by docker/requirements.py in the Dockerfile's requirements stage) holds
+    # The whole list (made by docker/requirements.py in the Dockerfile's requirements stage) holds
     # pyproject's build requirements too: `app` installs without build isolation, so without an index.
-    set -- --no-cache-dir --find-links "$links" -r "$build/requirements.txt"
+    set -- --no-cache-dir --find-links "$links" -r "$list"
     # The torch index is only asked when the wheelhouse has no torch: offline builds stay offline.
     if [ -n "${TORCH_INDEX_URL:-}" ] && ! ls "$links"/torch-*.whl >/dev/null 2>&1; then
         set -- "$@" --extra-index-url "$TORCH_INDEX_URL"
     fi
-    say "pip install ($FLAVOUR): $(tr '\n' ' ' <"$build/requirements.txt")"
+    say "pip install ($FLAVOUR): $(tr '\n' ' ' <"$list")"
     $pip install --progress-bar off "$@"
     rm -rf "$links"
     # TensorFlow's C++ headers (about 290 MB) serve only to compile custom ops, which the harness never
@@ -109,6 +112,7 @@ app() {
 }
 
 case "${1:-}" in
-    system|deps|app) "$1" ;;
+    system|app) "$1" ;;
+    deps) [ $# -eq 2 ] || die "usage: install.sh deps LIST"; deps "$2" ;;
     *) sed -n '2p' "$0" >&2; exit 2 ;;
 esac

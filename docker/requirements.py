@@ -1,9 +1,11 @@
 """Print what the image installs for pyproject.toml: build requirements, dependencies, the named extras.
 
-Usage: python3 docker/requirements.py pyproject.toml torch,tensorflow > requirements.txt
+Usage: python3 docker/requirements.py [--extras-only] pyproject.toml torch,tensorflow > requirements.txt
 
-The image build installs these in a layer of their own before the source is copied in, so editing
-the harness rebuilds in seconds instead of re-installing torch and TensorFlow. The build requirements
+The image build installs these in layers of their own before the source is copied in, so editing
+the harness rebuilds in seconds instead of re-installing torch and TensorFlow. ``--extras-only``
+prints the extras' own requirements alone: the frameworks' layer is keyed on that list, so a change
+to the harness's other dependencies (or to Ray) does not reinstall gigabytes of frameworks. The build requirements
 (setuptools) come first because the harness itself is then installed without build isolation, that
 is without an index. Extras that name the project itself (``all = ["harness[torch,container]"]``) are
 expanded here, since the project is not installed yet. Standard library only: nothing is installed yet.
@@ -19,13 +21,18 @@ from pathlib import Path
 _SELF = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.-]+)\s*\[(?P<extras>[^\]]*)\]\s*$")
 
 
-def requirements(pyproject: dict, extras: list[str]) -> list[str]:
-    """Build requirements, base dependencies, those of ``extras`` (self-references expanded); unique."""
+def requirements(pyproject: dict, extras: list[str], *, base: bool = True) -> list[str]:
+    """Build requirements, base dependencies (unless not ``base``), those of ``extras``; unique.
+
+    Extras that name the project itself are expanded.
+    """
     project = pyproject["project"]
     name = project["name"].lower()
     optional = project.get("optional-dependencies", {})
-    out: list[str] = list(pyproject.get("build-system", {}).get("requires", []))
-    out += project.get("dependencies", [])
+    out: list[str] = []
+    if base:
+        out += pyproject.get("build-system", {}).get("requires", [])
+        out += project.get("dependencies", [])
     pending, seen = list(extras), set()
     while pending:
         extra = pending.pop(0)
@@ -44,12 +51,14 @@ def requirements(pyproject: dict, extras: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
+    base = "--extras-only" not in argv
+    args = [arg for arg in argv[1:] if arg != "--extras-only"]
+    if len(args) != 2:
         print(__doc__.splitlines()[2], file=sys.stderr)
         return 2
-    pyproject = tomllib.loads(Path(argv[1]).read_text())
-    extras = [part.strip() for part in argv[2].split(",") if part.strip()]
-    print("\n".join(requirements(pyproject, extras)))
+    pyproject = tomllib.loads(Path(args[0]).read_text())
+    extras = [part.strip() for part in args[1].split(",") if part.strip()]
+    print("\n".join(requirements(pyproject, extras, base=base)))
     return 0
 
 

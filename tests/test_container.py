@@ -2,15 +2,20 @@
 
 The end-to-end tests (marker ``container``) build ``harness:cpu`` from this checkout once per session,
 with the layer cache (a cold build takes about 6 minutes on a 2-core machine, a cached one seconds),
-and run smoke suites in it: as ``docker run harness suite=...`` does, through ``launch``, and killed
-halfway then resumed. Without a reachable daemon they are skipped, saying why.
+and run smoke suites in it: as ``docker run harness suite=...`` does (with the reports mounted, and
+with no volume and no network), through ``launch``, killed halfway then resumed, and on a Ray cluster
+of three containers (docker/ray-compose.yml). Without a reachable daemon (or, for the Ray cluster,
+without Docker Compose) they are skipped, saying why.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import shutil
+import socket
 import sqlite3
 import subprocess
 import tarfile
@@ -21,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from harness import container
+from harness.container import builder, context, daemon, datasets, images, launcher
 from harness.errors import UserError
 
 # --- without a daemon -----------------------------------------------------------------------------
@@ -28,11 +34,11 @@ from harness.errors import UserError
 
 def test_container_command_drops_the_options_that_only_mean_something_on_the_host():
     args = ["suite=mlp_baseline", "container=cpu", "profile=smoke", "reports=/home/me/reports", "seed=3"]
-    assert container.container_command(args) == ["run", "suite=mlp_baseline", "profile=smoke", "seed=3"]
+    assert launcher.container_command(args) == ["run", "suite=mlp_baseline", "profile=smoke", "seed=3"]
 
 
 def test_run_options_mount_reports_and_data_and_pass_the_image_id():
-    options = container.run_options(container.FLAVOURS["cpu"], "sha256:feed", Path("/h/reports"),
+    options = launcher.run_options(container.FLAVOURS["cpu"], "sha256:feed", Path("/h/reports"),
                                     Path("/h/cache"), "1234:5678")
     assert options["volumes"] == {
         "/h/reports": {"bind": "/app/reports", "mode": "rw"},
@@ -47,14 +53,46 @@ def test_run_options_mount_reports_and_data_and_pass_the_image_id():
 
 
 def test_run_options_give_the_gpu_image_every_gpu():
-    options = container.run_options(container.FLAVOURS["gpu"], "sha256:feed", Path("/r"), Path("/d"), None)
+    options = launcher.run_options(container.FLAVOURS["gpu"], "sha256:feed", Path("/r"), Path("/d"), None)
     [request] = options["device_requests"]
     assert (request["Count"], request["Capabilities"]) == (-1, [["gpu"]])
     assert "user" not in options  # None: the image's own non-root user
 
 
-def test_host_user_is_this_process_uid_and_gid():
-    assert container.host_user() == f"{os.getuid()}:{os.getgid()}"
+def test_host_ids_are_this_process_uid_and_gid():
+    assert launcher.host_ids() == (os.getuid(), os.getgid())
+
+
+def test_the_container_user_is_the_host_user_unless_that_is_root(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    owner = reports.stat()
+    assert launcher.container_user(reports, (1234, 5678)) == (1234, 5678)
+    assert launcher.container_user(reports, None) is None  # off POSIX: the image's own user
+    if owner.st_uid == 0:
+        assert launcher.container_user(reports, (0, 0)) == launcher.IMAGE_USER == (1000, 1000)
+    if os.geteuid() != 0:
+        pytest.skip("giving the reports folder to another user needs root")
+    os.chown(reports, 1234, 5678)  # `sudo harness run` in a user's checkout: the files stay the user's
+    assert launcher.container_user(reports, (0, 0)) == (1234, 5678)
+
+
+def test_hand_over_gives_roots_files_and_nothing_else(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("changing owners needs root")
+    reports, outside = tmp_path / "reports", tmp_path / "outside.txt"
+    (reports / "mlp_depth" / "run").mkdir(parents=True)
+    (reports / "results.db").write_text("db")
+    (reports / "mlp_depth" / "run" / "results.csv").write_text("csv")
+    (reports / "theirs.txt").write_text("someone else's")
+    os.chown(reports / "theirs.txt", 4321, 4321)
+    outside.write_text("outside")
+    (reports / "link").symlink_to(outside)
+    launcher.hand_over(reports, (1000, 1000))
+    owners = {path.relative_to(reports).as_posix(): path.lstat().st_uid for path in (reports, *reports.rglob("*"))}
+    assert owners == {".": 1000, "results.db": 1000, "mlp_depth": 1000, "mlp_depth/run": 1000,
+                      "mlp_depth/run/results.csv": 1000, "theirs.txt": 4321, "link": 0}
+    assert outside.stat().st_uid == 0  # the link was not followed
 
 
 def test_unknown_kind_names_the_valid_ones():
@@ -64,30 +102,30 @@ def test_unknown_kind_names_the_valid_ones():
 
 def test_exit_summary_tells_a_kill_from_a_failure_and_says_where_finished_cells_are():
     reports = Path("/h/reports")
-    assert container.exit_summary("cpu", 137, False, reports) == (
+    assert launcher.exit_summary("cpu", 137, False, reports) == (
         "the cpu container was killed (exit 137); the cells it finished are kept in /h/reports "
         "and the same command resumes")
-    assert container.exit_summary("gpu", 137, True, reports).startswith(
+    assert launcher.exit_summary("gpu", 137, True, reports).startswith(
         "the gpu container was killed: out of memory (exit 137);")
-    assert container.exit_summary("cpu", 2, False, reports).startswith("the cpu container failed (exit 2);")
+    assert launcher.exit_summary("cpu", 2, False, reports).startswith("the cpu container failed (exit 2);")
 
 
 def test_failure_message_is_one_line_then_the_indented_log_tail():
-    message = container.failure_message("the cpu container failed (exit 2)", ["", "loading", "harness: error: x"])
+    message = daemon.failure_message("the cpu container failed (exit 2)", ["", "loading", "harness: error: x"])
     assert message.splitlines() == [
         "the cpu container failed (exit 2)",
         "  last 2 line(s) of its log:",
         "    loading",
         "    harness: error: x",
     ]
-    assert container.failure_message("built", []) == "built"
+    assert daemon.failure_message("built", []) == "built"
 
 
 def test_log_lines_joins_chunks_split_mid_line_and_mid_character():
     text = "épochs 1/2\r\nepoch 2\rdone\n".encode()
     chunks = [text[:1], text[1:9], text[9:20], text[20:]]  # the first cut splits the two-byte 'é'
-    assert list(container.log_lines(chunks)) == ["épochs 1/2", "epoch 2", "done"]
-    assert list(container.log_lines([b"no newline at the end"])) == ["no newline at the end"]
+    assert list(launcher.log_lines(chunks)) == ["épochs 1/2", "epoch 2", "done"]
+    assert list(launcher.log_lines([b"no newline at the end"])) == ["no newline at the end"]
 
 
 def test_cpu_torch_wheels_takes_only_cpu_builds_for_the_image_python(tmp_path):
@@ -100,7 +138,7 @@ def test_cpu_torch_wheels_takes_only_cpu_builds_for_the_image_python(tmp_path):
     ]
     for name in names:
         (tmp_path / name).write_bytes(b"")
-    assert [wheel.name for wheel in container.cpu_torch_wheels([tmp_path, tmp_path])] == [names[0]]
+    assert [wheel.name for wheel in context.cpu_torch_wheels([tmp_path, tmp_path])] == [names[0]]
 
 
 def test_build_context_follows_dockerignore_and_adds_the_extras(tmp_path):
@@ -115,7 +153,7 @@ def test_build_context_follows_dockerignore_and_adds_the_extras(tmp_path):
     ca = tmp_path / "cert.pem"
     ca.symlink_to(tmp_path / "bundle.pem")  # as the system bundle often is: the file must travel, not the link
     out = io.BytesIO()
-    container.write_build_context(root, "Dockerfile.cpu", {"docker/certs/launcher-ca.crt": ca}, out)
+    context.write_build_context(root, "Dockerfile.cpu", {"docker/certs/launcher-ca.crt": ca}, out)
     out.seek(0)
     with tarfile.open(fileobj=out) as tar:
         files = {member.name: member for member in tar.getmembers() if member.isfile()}
@@ -133,25 +171,25 @@ def test_context_extras_bring_the_host_ca_bundle_and_a_cpu_torch_wheel(tmp_path,
     bundle = tmp_path / "ca.pem"
     bundle.write_text("pem")
     monkeypatch.setenv("HARNESS_CA_CERT", str(bundle))
-    monkeypatch.setattr(container, "find_links_dirs", lambda: [links])
+    monkeypatch.setattr(context, "find_links_dirs", lambda: [links])
     root = tmp_path / "checkout"
     (root / "wheelhouse").mkdir(parents=True)
-    assert container.context_extras(root, container.FLAVOURS["cpu"]) == {
+    assert context.context_extras(root, container.FLAVOURS["cpu"]) == {
         "docker/certs/launcher-ca.crt": bundle, f"wheelhouse/{wheel.name}": wheel}
     # The GPU image must not get the CPU wheel; a wheelhouse that has torch needs none.
-    assert container.context_extras(root, container.FLAVOURS["gpu"]) == {"docker/certs/launcher-ca.crt": bundle}
+    assert context.context_extras(root, container.FLAVOURS["gpu"]) == {"docker/certs/launcher-ca.crt": bundle}
     (root / "wheelhouse" / wheel.name).write_bytes(b"")
-    assert f"wheelhouse/{wheel.name}" not in container.context_extras(root, container.FLAVOURS["cpu"])
+    assert f"wheelhouse/{wheel.name}" not in context.context_extras(root, container.FLAVOURS["cpu"])
 
 
 def test_checkout_is_found_from_the_package_or_the_working_folder(tmp_path, monkeypatch):
-    repository = Path(container.__file__).resolve().parent.parent
-    assert container.checkout() == repository  # this test runs from a checkout
-    monkeypatch.setattr(container, "__file__", str(tmp_path / "site-packages" / "harness" / "container.py"))
+    repository = Path(images.__file__).resolve().parents[2]
+    assert images.checkout() == repository  # this test runs from a checkout
+    monkeypatch.setattr(images, "__file__", str(tmp_path / "site-packages" / "harness" / "container" / "images.py"))
     monkeypatch.chdir(tmp_path)
-    assert container.checkout() is None
+    assert images.checkout() is None
     monkeypatch.chdir(repository)
-    assert container.checkout() == repository
+    assert images.checkout() == repository
 
 
 def test_no_daemon_is_a_user_error_that_says_so(monkeypatch):
@@ -175,10 +213,99 @@ def test_a_base_image_that_cannot_be_pulled_points_to_the_bootstrap_script():
         images = NoRegistry()
 
     with pytest.raises(UserError) as caught:
-        container.ensure_base_image(Client())
+        builder.ensure_base_image(Client())
     assert str(caught.value) == (
         "base image debian:bookworm-slim is not here and cannot be pulled (Get https://registry-1.docker.io/v2/: "
         "dial tcp: no such host); make it from Debian's archive with scripts/bootstrap-base-image")
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_the_manifest_the_image_build_checks_is_the_harness_sha256_table():
+    assert (REPOSITORY / datasets.MANIFEST).read_text() == datasets.manifest_text()
+    line = "mnist mnist train-images-idx3-ubyte ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+    assert line in datasets.manifest_text().splitlines()
+    assert "fashion_mnist fashion-mnist " in datasets.manifest_text()  # Debian's folder name, where the harness looks
+
+
+def test_only_verified_datasets_go_into_the_build_context(tmp_path, mnist):
+    from harness import data
+
+    cache = data.data_dir()
+    copy = tmp_path / "cache"
+    (copy / "mnist").mkdir(parents=True)
+    for file in data.DATASETS["mnist"].files:
+        (copy / "mnist" / file).symlink_to(cache / "mnist" / file)
+    (copy / "fashion_mnist").mkdir()
+    for file in data.DATASETS["fashion_mnist"].files:
+        (copy / "fashion_mnist" / file).write_bytes(b"not the real bytes")
+    assert datasets.verified(copy) == ["mnist"]
+    assert datasets.context_files(["mnist"], copy) == {
+        f"docker/datasets/mnist/{file}": copy / "mnist" / file for file in data.DATASETS["mnist"].files}
+
+
+def run_datasets_script(tmp_path, names: str, content: bytes) -> subprocess.CompletedProcess:
+    """docker/datasets.sh on a one-file dataset ``tiny`` staged with ``content``; its SHA-256 is that of b"abc"."""
+    staged, dest = tmp_path / "staged", tmp_path / "share"
+    (staged / "tiny").mkdir(parents=True, exist_ok=True)
+    (staged / "tiny" / "a-file").write_bytes(content)
+    sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256(b"abc")
+    (staged / "MANIFEST").write_text(f"# dataset folder file sha256\ntiny tiny-folder a-file {sha}\n")
+    return subprocess.run(["sh", str(REPOSITORY / "docker" / "datasets.sh"), names], capture_output=True, text=True,
+                          env={**os.environ, "DATASETS_SRC": str(staged), "DATASETS_DEST": str(dest)})
+
+
+def test_the_image_build_keeps_a_staged_dataset_gzipped_where_the_harness_looks(tmp_path):
+    import gzip
+
+    proc = run_datasets_script(tmp_path, "tiny", b"abc")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"datasets.sh: tiny verified and installed in {tmp_path / 'share' / 'tiny-folder'}\n"
+    assert gzip.decompress((tmp_path / "share" / "tiny-folder" / "a-file.gz").read_bytes()) == b"abc"
+    assert run_datasets_script(tmp_path / "none", "", b"abc").returncode == 0  # DATASETS= leaves them out
+    assert not list((tmp_path / "none" / "share").iterdir())
+
+
+def test_the_image_build_refuses_a_wrong_missing_or_unknown_dataset(tmp_path):
+    proc = run_datasets_script(tmp_path, "tiny", b"abd")
+    assert proc.returncode == 1
+    assert "docker/datasets/tiny/a-file has the wrong SHA-256" in proc.stderr
+    proc = run_datasets_script(tmp_path, "tiny,cifar", b"abc")
+    assert (proc.returncode, proc.stderr.strip()) == (1, "datasets.sh: DATASETS: unknown dataset 'cifar'; known: tiny "
+                                                         "(empty for none)")
+    (tmp_path / "staged" / "tiny" / "a-file").unlink()
+    proc = subprocess.run(["sh", str(REPOSITORY / "docker" / "datasets.sh"), "tiny"], capture_output=True, text=True,
+                          env={**os.environ, "DATASETS_SRC": str(tmp_path / "staged"),
+                               "DATASETS_DEST": str(tmp_path / "share")})
+    assert proc.returncode == 1 and "docker/datasets/tiny/a-file is missing: run scripts/stage-datasets" in proc.stderr
+
+
+def test_the_entrypoint_wants_the_heads_address_for_a_worker():
+    proc = subprocess.run(["sh", str(REPOSITORY / "docker" / "entrypoint.sh"), "ray-worker", "--num-cpus=1"],
+                          capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2, "entrypoint: ray-worker needs the head's address first, e.g. ray-worker head:6379")
+
+
+def test_the_kuberay_manifest_runs_the_gpu_image_unprivileged_with_gpus_and_a_data_volume():
+    yaml = pytest.importorskip("yaml", reason="pyyaml (extra 'dev') reads the manifest")
+    cluster, claim = yaml.safe_load_all((REPOSITORY / "deploy" / "kuberay.yaml").read_text())
+    assert (cluster["apiVersion"], cluster["kind"], claim["kind"]) == ("ray.io/v1", "RayCluster", "PersistentVolumeClaim")
+    head = cluster["spec"]["headGroupSpec"]
+    [group] = cluster["spec"]["workerGroupSpecs"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # cells go to the GPU workers only
+    for pod in (head["template"]["spec"], group["template"]["spec"]):
+        [node] = pod["containers"]
+        assert node["image"] == container.FLAVOURS["gpu"].tag
+        assert pod["securityContext"]["runAsUser"] == launcher.IMAGE_USER[0]
+        mounts = {mount["mountPath"]: mount["name"] for mount in node["volumeMounts"]}
+        assert mounts["/data"] == "data" and "data" in {volume["name"] for volume in pod["volumes"]}
+        assert node["livenessProbe"]["exec"]["command"][0] in ("ray", "python")
+    [worker] = group["template"]["spec"]["containers"]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == worker["resources"]["requests"]["nvidia.com/gpu"] == "8"
+    [reports] = [v for v in head["template"]["spec"]["volumes"] if v["name"] == "reports"]
+    assert reports["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
 
 
 class FakeContainer:
@@ -216,9 +343,9 @@ def fake_launch(monkeypatch, tmp_path):
 
     def make(log: bytes, status: int, oom: bool = False):
         fake = FakeDocker(FakeContainer(log, status, oom))
-        monkeypatch.setattr(container, "client", lambda: fake)
-        monkeypatch.setattr(container, "build", lambda kind, console: "sha256:0123456789abcdef")
-        monkeypatch.setattr(container, "prefetch", lambda *args, **kwargs: None)
+        monkeypatch.setattr(launcher, "client", lambda: fake)
+        monkeypatch.setattr(launcher, "build", lambda kind, console, data_dir: "sha256:0123456789abcdef")
+        monkeypatch.setattr(launcher, "prefetch", lambda *args, **kwargs: None)
         return fake, {"reports_dir": tmp_path / "reports", "data_dir": tmp_path / "data"}
 
     return make
@@ -236,6 +363,18 @@ def test_launch_streams_the_log_and_returns_the_image_id(fake_launch, console):
     assert "running harness run suite=mlp_baseline in harness:cpu (0123456789ab)" in output
     assert "cell 1/1 ok\nresults: /app/reports/x" in output
     assert fake.fake.removed
+
+
+def test_launch_as_root_runs_as_the_image_user_and_hands_it_the_reports(fake_launch, console):
+    if os.geteuid() != 0:
+        pytest.skip("the root case needs root")
+    fake, folders = fake_launch(b"done\n", 0)
+    folders["data_dir"].mkdir()
+    container.launch("cpu", ["suite=mlp_baseline"], console=console, **folders)
+    [(_, _, options)] = fake.started
+    assert options["user"] == "1000:1000"  # never root inside
+    assert folders["reports_dir"].stat().st_uid == folders["data_dir"].stat().st_uid == 1000
+    assert "as 1000:1000" in console.file.getvalue()
 
 
 def test_launch_of_a_killed_container_raises_with_the_log_tail(fake_launch, console):
@@ -264,7 +403,7 @@ def cpu_image(docker_client):
     """``harness:cpu`` built from this checkout (cached layers make a rebuild cheap); its id."""
     from rich.console import Console
 
-    if not docker_client.images.list(name=container.BASE_IMAGE) and os.geteuid() == 0:
+    if not docker_client.images.list(name=images.BASE_IMAGE) and os.geteuid() == 0:
         # A machine like CI's, with no image registry: make the base image from Debian's archive.
         script = Path(__file__).resolve().parent.parent / "scripts" / "bootstrap-base-image"
         subprocess.run([str(script)], check=True)
@@ -319,11 +458,30 @@ def test_docker_run_of_the_image_runs_a_suite_into_the_mounted_reports(docker_cl
         volumes={str(reports): {"bind": "/app/reports", "mode": "rw"},
                  str(data_cache): {"bind": "/data", "mode": "ro"}})  # read-only: the cache is only read
     assert b"results: " in output
+    assert b"from system folder" not in output  # the mounted cache came first; the image's copy was not needed
     folder, rows = results(reports, "mlp_baseline")
     [row] = rows
     assert (row["model"], row["params"], row["status"], row["epochs"]) == ("MLP Baseline Model", "1796010", "ok", "1")
     assert float(row["test_accuracy"]) > 85  # chance is 10%
     assert (folder / "results.csv").stat().st_uid == 1000  # the image's non-root user
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_the_image_runs_a_suite_with_no_volume_and_no_network(docker_client, cpu_image):
+    """The mission's ``docker run harness suite=cnn_depth``: the datasets come from the image itself."""
+    running = docker_client.containers.run(
+        cpu_image, ["suite=cnn_depth", "profile=smoke", "model=CNN Baseline Model"], detach=True,
+        network_disabled=True)
+    try:
+        status = running.wait(timeout=600)
+        output = running.logs().decode()
+    finally:
+        running.remove(v=True, force=True)  # and its anonymous /data volume
+    assert status["StatusCode"] == 0, output[-3000:]
+    # Copied from the image's verified copy into the container's own cache, checked again on the way.
+    assert "mnist: 4 verified file(s) from system folder /usr/share/datasets/mnist -> /data/mnist" in output
+    assert "npm" not in output and "results: /app/reports/cnn_depth/" in output
 
 
 @pytest.mark.container
@@ -338,7 +496,9 @@ def test_launch_runs_a_suite_and_records_the_image_id(cpu_image, data_cache, tmp
     assert image == container.image_id("cpu")
     folder, [row] = results(reports, "mlp_baseline")
     assert (row["params"], row["status"]) == ("1796010", "ok")
-    assert (folder / "results.csv").stat().st_uid == os.getuid()  # the host user's, whoever launched
+    # The host user's, whoever launched; root on the host runs as the image's user instead.
+    expected = launcher.IMAGE_USER[0] if os.getuid() == 0 else os.getuid()
+    assert (folder / "results.csv").stat().st_uid == reports.stat().st_uid == expected
     with ResultsStore(reports / "results.db") as store:
         [run] = store.runs("mlp_baseline")
     assert run.environment["image_id"] == image and run.status == "complete"
@@ -366,7 +526,7 @@ def test_a_killed_container_loses_no_cell_and_the_rerun_duplicates_none(docker_c
     deadline = time.monotonic() + 600
     while len(stored_cells(reports)) < 2 and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.2)
-    [running] = [c for c in docker_client.containers.list(filters={"label": f"{container.LABEL}=cpu"})
+    [running] = [c for c in docker_client.containers.list(filters={"label": f"{images.LABEL}=cpu"})
                  if any(m["Source"] == str(reports.resolve()) for m in c.attrs["Mounts"])]
     running.kill()
     thread.join(60)
@@ -382,3 +542,94 @@ def test_a_killed_container_loses_no_cell_and_the_rerun_duplicates_none(docker_c
     assert all(row["status"] == "ok" for row in rows)
     assert len({run_id for run_id, _, _ in after}) == 1  # resumed into the same run, not a new one
     assert set(before) <= set(after)  # the cells finished before the kill were kept, not run again
+
+
+# --- with a daemon: a Ray cluster of CPU containers (docker/ray-compose.yml) -----------------------
+
+
+def compose_command() -> list[str] | None:
+    """``docker compose`` (v2) or ``docker-compose`` (v1), whichever is installed; None if neither."""
+    try:
+        if subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0:
+            return ["docker", "compose"]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ["docker-compose"] if shutil.which("docker-compose") else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ComposeCluster:
+    """A running docker/ray-compose.yml project: ``run`` a compose subcommand, read the mounted reports."""
+
+    def __init__(self, command: list[str], env: dict[str, str], reports: Path):
+        self.command, self.env, self.reports = command, env, reports
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.command, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def nodes(self) -> list[dict[str, object]]:
+        """Ray's alive nodes, as the head sees them: id, host name, address, CPUs."""
+        script = ("import json, ray; ray.init(address='auto', logging_level='ERROR'); print(json.dumps(["
+                  "{'id': n['NodeID'], 'host': n['NodeManagerHostname'], 'address': n['NodeManagerAddress'], "
+                  "'cpus': n['Resources'].get('CPU', 0)} for n in ray.nodes() if n['Alive']]))")
+        proc = self.run("exec", "-T", "head", "python", "-c", script, timeout=120)
+        return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else []
+
+
+@pytest.fixture
+def ray_cluster(docker_client, cpu_image, tmp_path):
+    """docker/ray-compose.yml up (a head and two one-CPU workers from harness:cpu), reports in a tmp folder."""
+    compose = compose_command()
+    if compose is None:
+        pytest.skip("the Ray cluster test needs Docker Compose (scripts/start-docker-daemon installs docker-compose)")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    if os.geteuid() == 0:
+        os.chown(reports, *launcher.IMAGE_USER)  # the nodes run as the image's user, as on a user's machine
+    else:
+        reports.chmod(0o777)
+    env = {**os.environ, "HARNESS_IMAGE": container.FLAVOURS["cpu"].tag, "HARNESS_REPORTS_DIR": str(reports),
+           "HARNESS_USER": "1000:1000", "RAY_WORKER_CPUS": "1",
+           "RAY_CLIENT_PORT": str(free_port()), "RAY_DASHBOARD_PORT": str(free_port())}
+    command = [*compose, "-f", str(REPOSITORY / "docker" / "ray-compose.yml"), "-p", f"harnessraytest{os.getpid()}"]
+    cluster = ComposeCluster(command, env, reports)
+    try:
+        up = cluster.run("up", "-d")
+        assert up.returncode == 0, up.stderr[-3000:]
+        deadline = time.monotonic() + 180
+        while len(cluster.nodes()) < 3 and time.monotonic() < deadline:
+            time.sleep(2)
+        yield cluster
+    finally:
+        logs = cluster.run("logs", "--no-color", "--tail", "30").stdout
+        print(logs[-6000:])  # shown by pytest when the test fails
+        cluster.run("down", "-v", "--timeout", "5")
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_a_compose_ray_cluster_runs_every_cell_on_both_workers(ray_cluster):
+    nodes = ray_cluster.nodes()
+    assert sorted(node["cpus"] for node in nodes) == [0, 1, 1]  # the head takes no cells
+    workers = [node for node in nodes if node["cpus"] == 1]
+    # Nine cells of the smoke profile, made smaller still: the test is about where cells run.
+    proc = ray_cluster.run("exec", "-T", "head", "harness", "run", "suite=mlp_depth", "profile=smoke",
+                           "data.train_samples=600", "data.test_samples=200", "executor=ray", "ray_address=auto",
+                           timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    folder, rows = results(ray_cluster.reports, "mlp_depth")
+    assert len(rows) == 9 and len({row["model"] for row in rows}) == 9
+    assert all(row["status"] == "ok" for row in rows)
+    assert all(row["executor"] == "ray" for row in rows)
+
+    def worker_of(value: str) -> int:
+        [index] = [i for i, node in enumerate(workers) if value in (node["id"], node["host"], node["address"])]
+        return index
+
+    assert {worker_of(row["node"]) for row in rows} == {0, 1}  # both workers took cells
+    assert (folder / "results.csv").stat().st_uid == 1000  # written by the image's user, not root
