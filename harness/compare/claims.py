@@ -18,7 +18,7 @@ claim is deterministic: every selected record has the expected values. Statistic
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -144,37 +144,43 @@ def _describe(selector: Selector) -> str:
     return ", ".join(f"{value}" if key == "model" else f"{key}={value}" for key, value in selector.items())
 
 
-def _greater(claim: Claim, comparison: Comparison, cells: Sequence[StoredCell]) -> list[Part]:
-    from scipy import stats
-
-    metric = comparison.metric or claim.metric
-    label = f"{_describe(comparison.higher)} > {_describe(comparison.lower)} on {metric}"
+def _per_configuration(label: str, cells: Sequence[StoredCell], test: Callable[[str, list[StoredCell]], Part]) -> list[Part]:
+    """``test`` run on each backend x device's cells ("in all configurations"), its label naming the
+    configuration when there is more than one."""
     groups = _configurations(cells)
     if not groups:
         return [Part(label, NOT_TESTED, note="no finished cells")]
-    parts = []
-    for (backend, device), group in groups.items():
-        where = f"{label} ({backend}, {device})" if len(groups) > 1 else label
+    return [test(f"{label} ({backend}, {device})" if len(groups) > 1 else label, group)
+            for (backend, device), group in groups.items()]
+
+
+def _greater(claim: Claim, comparison: Comparison, cells: Sequence[StoredCell]) -> list[Part]:
+    metric = comparison.metric or claim.metric
+
+    def test(where: str, group: list[StoredCell]) -> Part:
+        from scipy import stats
+
         higher = _by_seed((s for s in group if matches(s, comparison.higher)), metric)
         lower = _by_seed((s for s in group if matches(s, comparison.lower)), metric)
         if min(len(higher), len(lower)) < 2:
-            parts.append(Part(where, NOT_TESTED, min(len(higher), len(lower)),
-                              _mean(higher.values()) - _mean(lower.values()) if higher and lower else None,
-                              note="needs 2+ seeds on each side"))
-            continue
+            return Part(where, NOT_TESTED, min(len(higher), len(lower)),
+                        _mean(higher.values()) - _mean(lower.values()) if higher and lower else None,
+                        note="needs 2+ seeds on each side")
         paired = higher.keys() == lower.keys()
         a, b = list(higher.values()), list(lower.values())
         if paired:
-            test, two_sided = "paired t", stats.ttest_rel(a, b)
+            name, two_sided = "paired t", stats.ttest_rel(a, b)
             greater, less = (stats.ttest_rel(a, b, alternative=side).pvalue for side in ("greater", "less"))
         else:
-            test, two_sided = "Welch t", stats.ttest_ind(a, b, equal_var=False)
+            name, two_sided = "Welch t", stats.ttest_ind(a, b, equal_var=False)
             greater, less = (stats.ttest_ind(a, b, equal_var=False, alternative=side).pvalue
                              for side in ("greater", "less"))
         interval = two_sided.confidence_interval(CONFIDENCE)
-        parts.append(Part(where, _verdict(greater, less, claim.alpha), len(a) if paired else len(a) + len(b),
-                          _mean(a) - _mean(b), (float(interval.low), float(interval.high)), test, _p(greater)))
-    return parts
+        return Part(where, _verdict(greater, less, claim.alpha), len(a) if paired else len(a) + len(b),
+                    _mean(a) - _mean(b), (float(interval.low), float(interval.high)), name, _p(greater))
+
+    label = f"{_describe(comparison.higher)} > {_describe(comparison.lower)} on {metric}"
+    return _per_configuration(label, cells, test)
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -196,16 +202,9 @@ def _verdict(p_greater: float, p_less: float, alpha: float) -> str:
 
 
 def _correlation(claim: Claim, cells: Sequence[StoredCell]) -> list[Part]:
-    from scipy import stats
+    def test(where: str, group: list[StoredCell]) -> Part:
+        from scipy import stats
 
-    label = f"Spearman {claim.x} vs {claim.y}" + (f" ({_describe(claim.cells)})" if claim.cells else "")
-    selected = [s for s in cells if matches(s, claim.cells)]
-    groups = _configurations(selected)
-    if not groups:
-        return [Part(label, NOT_TESTED, note="no finished cells")]
-    parts = []
-    for (backend, device), group in groups.items():
-        where = f"{label} ({backend}, {device})" if len(groups) > 1 else label
         points: dict[str, list[tuple[float, float]]] = {}
         for stored in group:
             x, y = stored.record.get(claim.x), stored.record.get(claim.y)
@@ -214,13 +213,14 @@ def _correlation(claim: Claim, cells: Sequence[StoredCell]) -> list[Part]:
         xs = [_mean(x for x, _ in values) for values in points.values()]
         ys = [_mean(y for _, y in values) for values in points.values()]
         if len(xs) < 3:
-            parts.append(Part(where, NOT_TESTED, len(xs), note="needs 3+ models"))
-            continue
+            return Part(where, NOT_TESTED, len(xs), note="needs 3+ models")
         rho = stats.spearmanr(xs, ys).statistic
         greater, less = (stats.spearmanr(xs, ys, alternative=side).pvalue for side in ("greater", "less"))
-        parts.append(Part(where, _verdict(greater, less, claim.alpha), len(xs), _p(float(rho)), None,
-                          "Spearman ρ", _p(greater), note="n = models"))
-    return parts
+        return Part(where, _verdict(greater, less, claim.alpha), len(xs), _p(float(rho)), None, "Spearman ρ",
+                    _p(greater), note="n = models")
+
+    label = f"Spearman {claim.x} vs {claim.y}" + (f" ({_describe(claim.cells)})" if claim.cells else "")
+    return _per_configuration(label, [s for s in cells if matches(s, claim.cells)], test)
 
 
 def _all(claim: Claim, cells: Sequence[StoredCell]) -> Part:

@@ -67,7 +67,9 @@ class Check:
     tolerance: float | str
 
     @property
-    def delta(self) -> float | None:
+    def delta(self) -> float | int | None:
+        if isinstance(self.ours, int) and isinstance(self.report, int):
+            return self.ours - self.report  # counts stay counts: "-37", not "-37.00"
         return difference(self.ours, self.report)
 
     @property
@@ -136,7 +138,8 @@ def checks_of(table: Table, number: str, tolerances: dict[str, float | str]) -> 
             if reference is None:
                 continue
             metric = metric or _row_metric(row)
-            out.append(Check(number, label, ours, metric, reference, _value(row[ours]),
+            quantity = metric if ours == "Ours" else ours  # PCA's table names the quantity in its rows
+            out.append(Check(number, label, quantity, metric, reference, _value(row[ours]),
                              tolerances.get(metric, NOT_JUDGED)))
     return out
 
@@ -186,7 +189,7 @@ class Document:
         counts = {v: sum(1 for c in checks if c.verdict == v) for v in (REPRODUCED, NOT_REPRODUCED, NOT_JUDGED, NO_RESULT)}
         judged = counts[REPRODUCED] + counts[NOT_REPRODUCED]
         lines = [f"{counts[REPRODUCED]} of the report's {judged} judged numbers reproduced within their tolerance, "
-                 f"{counts[NOT_REPRODUCED]} not; {counts[NOT_JUDGED]} not judged (times across machines)"
+                 f"{counts[NOT_REPRODUCED]} not; {counts[NOT_JUDGED]} not judged (e.g. times, measured on another machine)"
                  + (f"; {counts[NO_RESULT]} without a result of ours" if counts[NO_RESULT] else "") + "."]
         missing = [f"{number} ({m.suite})" for m in self.members for number, found in m.checks().items() if not found]
         if missing:
