@@ -31,7 +31,7 @@ LAYERS = [
     ("report",),
     ("tasks",),
     ("executors",),
-    ("runner",),
+    ("runner", "study_runner"),
     ("container",),
     ("commands",),
     ("cli", "__main__"),

@@ -1,6 +1,7 @@
-"""harness report suite=NAME [run=RUN_ID] [reports=DIR]
+"""harness report suite=NAME|STUDY [run=RUN_ID] [reports=DIR]
 
-Re-renders a stored run's tables and plots from the results store, without retraining.
+Re-renders a stored run's tables and plots from the results store, without retraining, and prints the
+suite's claims put to the test. For a study run: its reproduction document, and every member's claims.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness import study_runner
 from harness.commands.args import parse_arguments
 from harness.errors import UserError
 from harness.paths import reports_dir
@@ -16,7 +18,7 @@ from harness.runner import render_run
 from harness.store import ResultsStore
 
 OPTIONS = {
-    "suite": "suite name",
+    "suite": "suite or study name",
     "run": "run id (default: the newest run of the suite)",
     "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
 }
@@ -32,7 +34,11 @@ def render(suite_name: str, run_id: str | None, reports: Path, console: Console)
             raise UserError(f"no stored run of suite {suite_name!r} in {reports}")
         if run.suite != suite_name:
             raise UserError(f"run {run.run_id} belongs to suite {run.suite!r}, not {suite_name!r}")
-        return render_run(store, reports, run, console)
+        if study_runner.is_study_run(run):
+            return study_runner.render_study(store, reports, run, console).parent
+        folder = render_run(store, reports, run, console)
+        study_runner.print_run_claims(store, run, console)
+        return folder
 
 
 def main(argv: list[str], console: Console) -> int:

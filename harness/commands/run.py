@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness import study_runner
 from harness.commands.args import parse_arguments
 from harness.errors import CellsFailed, UserError, echo
 from harness.paths import reports_dir
@@ -78,6 +79,8 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
 
 def main(argv: list[str], console: Console) -> int:
     request = request_from_arguments(argv)
+    if study_runner.study_path(request.suite) is not None:
+        return study_runner.run_command(request, console)
     if request.container:
         return launch_in_container(request, argv, console)
     outcome = run(request, console)

@@ -34,8 +34,10 @@ def suites_dir() -> Path:
 
 
 def suite_names() -> list[str]:
-    """Names of the suites on disk, sorted."""
-    return sorted(path.stem for path in suites_dir().glob("*.toml"))
+    """Names of the suites on disk, sorted (study files, which name suites, are not suites)."""
+    from harness.suite.study import is_study_file
+
+    return sorted(path.stem for path in suites_dir().glob("*.toml") if not is_study_file(path))
 
 
 def read_suite_file(path: Path) -> dict[str, Any]:
@@ -59,6 +61,8 @@ def load_suite(
         if not path.is_file():
             raise UserError(f"unknown suite {echo(name_or_path)}; suites: {', '.join(suite_names())}")
     raw = read_suite_file(path)
+    if "members" in raw:
+        raise UserError(f"{path.stem} is a study, not a suite: run it with harness run suite={path.stem}")
     raw["name"] = path.stem
     where = f"suite {path.stem}"
     base = validate_suite(raw, where, check)  # the file alone must be valid before anything is applied to it

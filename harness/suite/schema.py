@@ -23,6 +23,7 @@ from pydantic import (
 from harness.errors import UserError
 from harness.suite.regression_settings import RegressionSettings
 from harness.suite.spec import ModelSpec
+from harness.suite.study import Claim, Tolerance
 
 BACKEND_NAMES = ("torch", "tensorflow")
 #: Images in each part of each dataset (the IDX headers say the same; checked by tests/test_data.py).
@@ -111,6 +112,11 @@ class Suite(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="Task-specific settings.")
     regression: RegressionSettings = Field(default_factory=RegressionSettings,
                                            description="Thresholds and noise settings of harness compare/nightly.")
+    claims: list[Claim] = Field(default_factory=list, description="The report's claims about this suite's "
+                                "results, each with a machine-checkable form (harness.compare.claims).")
+    tolerances: dict[str, Tolerance] = Field(default_factory=dict, description="Per metric (accuracy, params, "
+                                             "seconds, ...): how far ours may lie from the report's and count as "
+                                             "reproduced; unlisted metrics take harness.suite.study.DEFAULT_TOLERANCES.")
     repeats: PositiveInt = Field(1, description="Times each cell's training is timed; >1 gives compare a spread.")
     profiles: dict[str, dict[str, Any]] = Field(description="Named override sets; 'smoke' and 'full' required.")
     profile: str = Field("full", description="The profile applied; set by the loader.")
@@ -148,6 +154,8 @@ class Suite(_Strict):
         settings = self.resolved()
         settings.pop("description", None)
         settings.pop("regression", None)  # how a run is judged is not how it is run
+        settings.pop("claims", None)
+        settings.pop("tolerances", None)
         settings.pop("matrix")  # a run may cover more or fewer cells of the same settings
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]

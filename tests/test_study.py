@@ -1,0 +1,136 @@
+"""Studies: the report's study file, bad study files, and a tiny study killed midway and resumed."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import study_runner
+from harness.commands import list as list_command
+from harness.errors import UserError
+from harness.executors.local import LocalExecutor, run_cell
+from harness.runner import RunRequest
+from harness.store import ResultsStore
+from harness.suite.load import suite_names
+from harness.suite.overrides import Override
+from harness.suite.study import load_study
+from harness.tasks import load_suite
+
+REPORT_ORDER = ["pca", "perceptron", "mlp_baseline", "mlp_depth", "cnn_baseline", "mlp_vs_cnn", "cnn_depth",
+                "visualize", "mtl"]
+
+
+def test_the_report_study_plans_every_suite_in_the_reports_order_without_training():
+    study, planned = study_runner.plan_study(RunRequest("report", "smoke"))
+    assert [name for _, name, _ in planned] == REPORT_ORDER
+    assert all(request.profile == "smoke" for request, _, _ in planned)
+    tables = {number for member in study.members for number in member.tables}
+    assert {"2.1", "3.1", "3.2", "4.1", "4.3", "4.4", "6.1", "6.2"} <= tables
+    _, claims_profile = study_runner.plan_study(RunRequest("report", "claims"))
+    assert [(r.profile, name) for r, name, _ in claims_profile] == [
+        ("claims", "perceptron"), ("claims", "mlp_vs_cnn"), ("claims", "mtl")]
+    assert load_suite("mtl", "claims").matrix.seeds == [0, 1, 2, 3, 4]
+
+
+def test_a_study_is_not_a_suite():
+    assert "report" not in suite_names()
+    with pytest.raises(UserError, match="^report is a study, not a suite: run it with harness run suite=report$"):
+        load_suite("report")
+
+
+def test_harness_list_shows_studies_apart(console):
+    assert list_command.main([], console) == 0
+    text = console.file.getvalue()
+    studies = text[text.index("Studies"):]
+    assert "report" in studies and "pca, perceptron, mlp_baseline" in studies and "mtl.toml" not in text
+    assert "│ report " not in text[:text.index("Studies")]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('title = "t"\n[[members]]\nsuite = "pca"\nsection = "1"\ncolour = 2\n',
+     "study bad: unknown key 'members.0.colour'; allowed here: suite, section, profiles, tables"),
+    ('title = "t"\nmembers = []\n', "study bad: members: List should have at least 1 item after validation, not 0"),
+    ('title = "t"\n[[members]]\nsuite = "pca"\nsection = "1"\n[[members]]\nsuite = "pca"\nsection = "2"\n',
+     "study bad: members: member suites must be unique; repeated: pca"),
+])
+def test_bad_study_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UserError) as caught:
+        load_study(path)
+    assert str(caught.value) == message
+
+
+def test_unknown_profile_and_model_option_are_refused(tmp_path):
+    with pytest.raises(UserError, match="^study report: unknown profile 'fast'; profiles: smoke, full, claims$"):
+        study_runner.plan_study(RunRequest("report", "fast"))
+    with pytest.raises(UserError, match="^model= picks models of one suite"):
+        study_runner.plan_study(RunRequest("report", "smoke", models=["MLP Bonus Model"]))
+
+
+TINY = """
+title = "Two suites"
+[[members]]
+suite = "pca"
+section = "Task 1"
+tables = { "1 (text)" = "table" }
+
+[[members]]
+suite = "mlp_vs_cnn"
+section = "Task 4"
+tables = { "4.3" = "table" }
+"""
+
+
+class InterruptedOnFourthCell(LocalExecutor):
+    """Runs cells until the fourth of the whole study (the second member's second cell), then is killed."""
+
+    def __init__(self):
+        self.count = 0
+
+    def run(self, cells, context):
+        for position, cell in cells:
+            self.count += 1
+            if self.count == 4:
+                raise KeyboardInterrupt
+            yield position, cell, run_cell(cell, context)
+
+
+@pytest.mark.slow
+def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, reports, mnist, console):
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY)
+    # Two seeds of one cheap suite, so the claim of mlp_vs_cnn is tested, not just stored.
+    overrides = [Override("data.train_samples", 600), Override("data.test_samples", 200),
+                 Override("matrix.seeds", [0, 1])]
+    request = RunRequest(str(study), "smoke", overrides=overrides, reports=reports)
+    with pytest.raises(KeyboardInterrupt):
+        study_runner.run_study(request, console, InterruptedOnFourthCell())
+    with ResultsStore(reports / "results.db") as store:
+        [first] = store.runs("tiny")
+        pca_before = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.pca")}
+        mlp_before = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.mlp_vs_cnn")}
+        assert store.run(f"{first.run_id}.pca").status == "complete" and first.status == "running"
+    assert len(pca_before) == 2 and len(mlp_before) == 1
+
+    outcome = study_runner.run_study(request, console)
+    assert outcome.run.run_id == first.run_id and outcome.run.status == "complete"
+    assert [(m.suite, m.ran, m.skipped) for m in outcome.members] == [("pca", 0, 2), ("mlp_vs_cnn", 3, 1)]
+    with ResultsStore(reports / "results.db") as store:
+        pca_after = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.pca")}
+        mlp_after = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.mlp_vs_cnn")}
+        walls = store.run(first.run_id).environment["wall_seconds"]
+    assert pca_after == pca_before and len(mlp_after) == 4
+    assert all(mlp_after[key] == record for key, record in mlp_before.items())  # finished cells untouched
+    assert set(walls) == {"pca", "mlp_vs_cnn"} and all(seconds > 0 for seconds in walls.values())
+
+    folder = reports / "tiny" / first.run_id
+    assert outcome.document == folder / "index.html" and (reports / "tiny" / "latest").resolve() == folder.resolve()
+    markdown = (folder / "report.md").read_text()
+    assert "#### Table 4.3: " in markdown and "#### Table 1 (text): " in markdown
+    assert "| MLP Bonus Model · torch · cpu | Params | 795,010 | 795,010 | 0 | exact | reproduced |" in markdown
+    assert "CNN outperforms MLP in all configurations" in markdown and "Wall time" in markdown
+    printed = console.file.getvalue()
+    assert "The report's claims" in printed and "Claims: 1 " in printed and "reproduction document:" in printed
+
+    again = study_runner.run_study(request, console)
+    assert again.run.run_id != first.run_id  # a complete study run is not resumed: a new one starts
