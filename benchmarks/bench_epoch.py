@@ -14,7 +14,8 @@ Each repeat times the plain script and the harness back to back (alternating whi
 same data, and the ratio harness / plain is reported as a median over repeats, so machine noise that
 affects both cancels out. The process CPU time of each is recorded too: on a shared machine whose other
 load swings the wall clock by tens of percent, the CPU-time ratio still says whether the harness does
-more work. Targets (issue 12, on the 2-core development CPU): torch MLP baseline <= 0.80, CNN baseline
+more work (an upper bound: the harness side's CPU time covers its whole cell, predictions and figures
+included). Targets (issue 12, on the 2-core development CPU): torch MLP baseline <= 0.80, CNN baseline
 <= 0.95; TensorFlow <= 1.0.
 """
 
