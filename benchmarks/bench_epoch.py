@@ -1,74 +1,105 @@
-"""One training epoch through the harness against a plain script of the same model, in one process.
+"""One training epoch as `harness run` trains it, against a plain script of the same model, in one process.
 
     python benchmarks/bench_epoch.py [--backend torch|tensorflow|all] [--model mlp_baseline|cnn_baseline|all]
-                                     [--repeats N] [--samples N] [--device cpu|cuda]
+                                     [--repeats N] [--samples N] [--device cpu|cuda] [--plain-path]
+
+The harness side is what a user runs: the suite's first model as a classify cell (``train.epochs=1``),
+through ``run_cell`` (the local executor's call) with the progress a terminal gets (rich bars, live,
+drawn to a terminal console that writes to /dev/null). Its time is the cell's recorded
+``train_seconds`` (the training loop with the per-epoch validation pass, the span the plain script's
+clock covers too); the whole cell (building, predicting train and test sets, figures) is printed beside
+it. ``--plain-path`` runs the cell with ``train.fast=false``.
 
 Each repeat times the plain script and the harness back to back (alternating which goes first) on the
-same data, and the ratio harness / plain is reported as a median over repeats, so machine noise
-that affects both cancels out. The process CPU time of each call is recorded too: on a shared machine
-whose other load swings the wall clock by tens of percent, the CPU-time ratio still says whether the
-harness does more work. Target: the harness within 5% of the plain script (ratio <= 1.05).
+same data, and the ratio harness / plain is reported as a median over repeats, so machine noise that
+affects both cancels out. The process CPU time of each is recorded too: on a shared machine whose other
+load swings the wall clock by tens of percent, the CPU-time ratio still says whether the harness does
+more work (an upper bound: the harness side's CPU time covers its whole cell, predictions and figures
+included). Targets (issue 12, on the 2-core development CPU): torch MLP baseline <= 0.80, CNN baseline
+<= 0.95; TensorFlow <= 1.0.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import data  # noqa: E402
+from rich.console import Console  # noqa: E402
+
 from harness.backends import get_backend  # noqa: E402
-from harness.backends.base import SilentObserver  # noqa: E402
-from harness.tasks import load_suite  # noqa: E402
+from harness.cells import RunContext  # noqa: E402
+from harness.executors.local import run_cell  # noqa: E402
+from harness.progress import RunProgress  # noqa: E402
+from harness.suite.overrides import Override  # noqa: E402
+from harness.tasks import load_suite, task_for  # noqa: E402
+from harness.tasks.training import suite_splits  # noqa: E402
 
 PLAIN = {"torch": "plain_torch", "tensorflow": "plain_keras"}
+TARGETS = {("torch", "mlp_baseline"): 0.80, ("torch", "cnn_baseline"): 0.95,
+           ("tensorflow", "mlp_baseline"): 1.0, ("tensorflow", "cnn_baseline"): 1.0}
 
 
-def harness_epoch(backend_name: str, suite_name: str, splits, device: str) -> float:
-    """Seconds for one epoch through the harness's backend (the same call the classify task makes)."""
-    suite = load_suite(suite_name)
-    backend = get_backend(backend_name)
-    spec = suite.models[0]
-    model = backend.build(spec, seed=0, device=device)
-    result = backend.fit(model, splits, suite.train, epochs=1, seed=0, device=device, observer=SilentObserver())
-    return result.seconds
+def cell_suite(backend: str, suite_name: str, device: str, samples: int | None, fast: bool):
+    """The suite as `harness run suite=NAME backend=B device=D train.epochs=1` resolves it."""
+    overrides = [("matrix.backends", [backend]), ("matrix.devices", [device]), ("train.epochs", 1),
+                 ("train.fast", fast)] + ([("data.train_samples", samples)] if samples else [])
+    return load_suite(suite_name, "full", [Override(key, value, "bench_epoch") for key, value in overrides])
 
 
-def measure(backend_name: str, model_name: str, splits, repeats: int, device: str) -> dict:
-    plain = importlib.import_module(PLAIN[backend_name])
+def harness_epoch(suite, terminal: Console) -> tuple[float, float, str]:
+    """(recorded train seconds, whole cell seconds, training path) for the suite's first model."""
+    cell = task_for("classify").plan(suite)[0]
+    with tempfile.TemporaryDirectory() as folder, RunProgress(terminal, 1) as progress:
+        context = RunContext(Path(folder), progress, Path(folder))
+        started = time.perf_counter()
+        result = run_cell(cell, context)
+        whole = time.perf_counter() - started
+        progress.finish_cell("done")
+    if not result.ok:
+        raise RuntimeError(f"the harness cell failed: {result.error}")
+    return result.record["train_seconds"], whole, result.record["train_path"]
+
+
+def plain_epoch(backend: str, model: str, splits, device: str) -> float:
+    plain = importlib.import_module(PLAIN[backend])
+    return plain.run_epoch(model, splits, device=device) if backend == "torch" else plain.run_epoch(model, splits)
+
+
+def measure(backend: str, model: str, args: argparse.Namespace, terminal: Console) -> dict:
+    suite = cell_suite(backend, model, args.device, args.samples, fast=not args.plain_path)
+    splits = suite_splits(suite)
+    get_backend(backend)  # sets the framework's threads first: the plain script runs with the same ones
     # Warm up both paths on a slice first: the first epoch in a process pays for page faults, kernel
     # selection and (TensorFlow) tracing, which would otherwise land on whichever runs first.
-    warm = type(splits)(splits.x_train[:2000], splits.y_train[:2000], splits.x_val[:200], splits.y_val[:200],
-                        splits.x_test[:200], splits.y_test[:200])
-    plain.run_epoch(model_name, warm, device=device) if backend_name == "torch" else plain.run_epoch(model_name, warm)
-    harness_epoch(backend_name, model_name, warm, device)
-    harness_times, plain_times, ratios, cpu_ratios = [], [], [], []
-    for repeat in range(repeats):
+    warm = cell_suite(backend, model, args.device, 2000, fast=not args.plain_path)
+    plain_epoch(backend, model, suite_splits(warm), args.device)
+    harness_epoch(warm, terminal)
+    rows = []
+    for repeat in range(args.repeats):
         order = ("plain", "harness") if repeat % 2 == 0 else ("harness", "plain")
-        times, cpu = {}, {}
+        seconds, cpu, whole, path = {}, {}, 0.0, ""
         for which in order:
             cpu_started = time.process_time()
             if which == "plain":
-                times[which] = plain.run_epoch(model_name, splits, device=device) if backend_name == "torch" \
-                    else plain.run_epoch(model_name, splits)
+                seconds[which] = plain_epoch(backend, model, splits, args.device)
             else:
-                times[which] = harness_epoch(backend_name, model_name, splits, device)
+                seconds[which], whole, path = harness_epoch(suite, terminal)
             cpu[which] = time.process_time() - cpu_started
-        plain_times.append(times["plain"])
-        harness_times.append(times["harness"])
-        ratios.append(times["harness"] / times["plain"])
-        cpu_ratios.append(cpu["harness"] / cpu["plain"])
-        print(f"  {backend_name:<10} {model_name:<13} repeat {repeat + 1}: plain {times['plain']:.2f} s, "
-              f"harness {times['harness']:.2f} s, ratio {ratios[-1]:.3f} (CPU time ratio {cpu_ratios[-1]:.3f})",
-              flush=True)
-    return {"backend": backend_name, "model": model_name, "plain_s": statistics.median(plain_times),
-            "harness_s": statistics.median(harness_times), "ratio": statistics.median(ratios),
-            "cpu_ratio": statistics.median(cpu_ratios)}
+        rows.append({"plain": seconds["plain"], "harness": seconds["harness"], "whole": whole,
+                     "ratio": seconds["harness"] / seconds["plain"], "cpu_ratio": cpu["harness"] / cpu["plain"]})
+        print(f"  {backend:<10} {model:<13} repeat {repeat + 1}: plain {seconds['plain']:.2f} s, harness "
+              f"{seconds['harness']:.2f} s ({path}; whole cell {whole:.1f} s), ratio {rows[-1]['ratio']:.3f} "
+              f"(CPU time ratio {rows[-1]['cpu_ratio']:.3f})", flush=True)
+    median = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+    return {"backend": backend, "model": model, "path": path, **median}
 
 
 def main() -> int:
@@ -78,17 +109,22 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=None, help="training pool size (default: all 60,000)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--plain-path", action="store_true", help="the harness with train.fast=false")
     args = parser.parse_args()
-    splits = data.split(data.load("mnist"), validation_split=0.1, seed=0, train_samples=args.samples)
+    # A terminal's progress display, drawn (and thrown away) exactly as on a user's screen.
+    terminal = Console(file=open(os.devnull, "w"), force_terminal=True, width=120)  # noqa: SIM115
     backends = ["torch", "tensorflow"] if args.backend == "all" else [args.backend]
     models = ["mlp_baseline", "cnn_baseline"] if args.model == "all" else [args.model]
-    rows = [measure(b, m, splits, args.repeats, args.device) for b in backends for m in models]
-    print(f"\n{'backend':<11}{'model':<14}{'plain s (median)':>18}{'harness s (median)':>20}{'ratio (median)':>16}")
+    rows = [measure(b, m, args, terminal) for b in backends for m in models]
+    print(f"\nmedians of {args.repeats} repeats")
+    print(f"{'backend':<11}{'model':<14}{'plain s':>9}{'harness s':>11}{'ratio':>8}{'CPU ratio':>11}{'target':>8}  path")
+    worst_miss = False
     for row in rows:
-        print(f"{row['backend']:<11}{row['model']:<14}{row['plain_s']:>18.2f}{row['harness_s']:>20.2f}"
-              f"{row['ratio']:>16.3f}{row['cpu_ratio']:>16.3f}")
-    worst = max(row["ratio"] for row in rows)
-    print(f"\nworst ratio {worst:.3f} (target <= 1.05): {'ok' if worst <= 1.05 else 'SLOWER THAN TARGET'}")
+        target = TARGETS[(row["backend"], row["model"])]
+        worst_miss |= row["ratio"] > target
+        print(f"{row['backend']:<11}{row['model']:<14}{row['plain']:>9.2f}{row['harness']:>11.2f}{row['ratio']:>8.3f}"
+              f"{row['cpu_ratio']:>11.3f}{target:>8.2f}  {row['path']}")
+    print("\nall targets met" if not worst_miss else "\nSLOWER THAN TARGET")
     return 0
 
 

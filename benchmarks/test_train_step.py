@@ -52,15 +52,19 @@ def test_train_step(benchmark, spec):
 
     from harness.backends import get_backend
     from harness.backends.torch.model import images_on
-    from harness.backends.torch.train import make_optimizer
+    from harness.backends.torch.train import StepPlan, make_optimizer
     from harness.suite.schema import TrainSettings
 
     backend = get_backend("torch")
     model = backend.build(spec, seed=0, device="cpu")
-    optimizer = make_optimizer(model, TrainSettings())
+    # The step the backend runs by default (train.fast): fused optimizer, channels-last convolutions.
+    plan = StepPlan.choose(model, TrainSettings(), "cpu")
+    if plan.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, TrainSettings(), plan)
     generator = torch.Generator().manual_seed(0)
     # Channels-last like the datasets, converted the way the backend converts them.
-    images = images_on(torch.rand(BATCH, *spec.input_shape, generator=generator).numpy(), "cpu")
+    images = images_on(torch.rand(BATCH, *spec.input_shape, generator=generator).numpy(), "cpu", plan.channels_last)
     labels = torch.randint(0, 10, (BATCH,), generator=generator)
     model.train()
 
@@ -73,7 +77,8 @@ def test_train_step(benchmark, spec):
         return float(loss.detach())  # reading the loss waits for the step, as the training loop's sums do
 
     benchmark.group = "train_step"
-    benchmark.extra_info.update({"params": spec.params, "forward_flops_per_sample": spec.flops, "batch": BATCH})
+    benchmark.extra_info.update({"params": spec.params, "forward_flops_per_sample": spec.flops, "batch": BATCH,
+                                  "train_path": plan.describe()})
     loss = benchmark.pedantic(step, rounds=ROUNDS, warmup_rounds=1, iterations=1)
     assert backend.count_params(model) == spec.params
     assert loss == loss and loss > 0  # finite, positive: the step really trained

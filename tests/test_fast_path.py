@@ -18,7 +18,8 @@ import pytest
 
 from harness.backends import get_backend
 from harness.backends.base import SilentObserver
-from harness.suite.schema import TrainSettings, load_suite
+from harness.suite.schema import TrainSettings
+from harness.tasks import load_suite
 
 STEPS_PER_EPOCH, EPOCHS, BATCH = 60, 5, 50  # 300 steps
 RTOL, ATOL = 0.02, 0.005

@@ -97,7 +97,8 @@ class Backend(ABC):
         device: str,
         observer: TrainObserver,
     ) -> FitResult:
-        """Train in place; validation metrics at the end of each epoch, as Keras' fit does."""
+        """Train in place; validation metrics at the end of each epoch, as Keras' fit does.
+        ``train.fast`` picks the fast step (same mathematics); the result's ``path`` names what ran."""
 
     @abstractmethod
     def predict(self, model: Any, images: np.ndarray, *, device: str, batch_size: int = 1000) -> np.ndarray:
