@@ -245,6 +245,23 @@ def test_only_verified_datasets_go_into_the_build_context(tmp_path, mnist):
         f"docker/datasets/mnist/{file}": copy / "mnist" / file for file in data.DATASETS["mnist"].files}
 
 
+def test_the_frameworks_layer_is_keyed_on_the_framework_extras_alone():
+    import sys
+
+    def lines(*args: str) -> list[str]:
+        proc = subprocess.run([sys.executable, str(REPOSITORY / "docker" / "requirements.py"), *args],
+                              capture_output=True, text=True, check=True)
+        return proc.stdout.splitlines()
+
+    pyproject = str(REPOSITORY / "pyproject.toml")
+    frameworks = lines("--extras-only", pyproject, "torch,tensorflow")
+    assert [line.split("=")[0].split(">")[0] for line in frameworks] == ["torch", "tensorflow-cpu"]
+    everything = lines(pyproject, "torch,tensorflow,ray")
+    assert everything[0].startswith("setuptools")  # the harness installs without build isolation
+    assert set(frameworks) < set(everything) and any(line.startswith("ray") for line in everything)
+    assert lines("--extras-only", pyproject, "all") == lines("--extras-only", pyproject, "torch,tensorflow,container")
+
+
 def run_datasets_script(tmp_path, names: str, content: bytes) -> subprocess.CompletedProcess:
     """docker/datasets.sh on a one-file dataset ``tiny`` staged with ``content``; its SHA-256 is that of b"abc"."""
     staged, dest = tmp_path / "staged", tmp_path / "share"
@@ -344,7 +361,7 @@ def fake_launch(monkeypatch, tmp_path):
     def make(log: bytes, status: int, oom: bool = False):
         fake = FakeDocker(FakeContainer(log, status, oom))
         monkeypatch.setattr(launcher, "client", lambda: fake)
-        monkeypatch.setattr(launcher, "build", lambda kind, console, data_dir: "sha256:0123456789abcdef")
+        monkeypatch.setattr(launcher, "build", lambda kind, console: "sha256:0123456789abcdef")
         monkeypatch.setattr(launcher, "prefetch", lambda *args, **kwargs: None)
         return fake, {"reports_dir": tmp_path / "reports", "data_dir": tmp_path / "data"}
 
@@ -418,11 +435,18 @@ def cpu_image(docker_client):
 
 
 @pytest.fixture(scope="session")
-def data_cache(mnist):
-    """The host's dataset cache, MNIST verified in it (the image fetches nothing itself)."""
+def data_cache(mnist, tmp_path_factory):
+    """A dataset cache holding a verified copy of MNIST, to mount at /data.
+
+    A copy, not the host's cache itself: launched as root, the launcher gives the mounted cache to the
+    container's user, and the test must not change who owns the machine's cache.
+    """
     from harness import data
 
-    return data.data_dir()
+    cache = tmp_path_factory.mktemp("cache")
+    shutil.copytree(data.data_dir() / "mnist", cache / "mnist")
+    cache.chmod(0o755)  # mktemp makes it private; the image's user must read it, as it reads a user's cache
+    return cache
 
 
 def results(reports: Path, suite: str) -> tuple[Path, list[dict[str, str]]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import tempfile
 from collections import deque
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.container import datasets
@@ -21,13 +20,14 @@ if TYPE_CHECKING:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def build(kind: str, console: Console, data_dir: Path | None = None) -> str:
+def build(kind: str, console: Console) -> str:
     """Build (or, when nothing changed, re-tag from cache) the ``kind`` image from this checkout.
 
     Streams Docker's build output to ``console`` and returns the image id. The build context is the
     checkout filtered by ``.dockerignore``, plus the host's CA bundle (for TLS-intercepting proxies),
     for the CPU image a CPU torch wheel from pip's find-links when ``wheelhouse/`` has none, and the
-    datasets verified in ``data_dir`` (default: the host's cache), which the image then carries.
+    datasets verified in the host's cache (``harness data``), which the image then carries. Always
+    that cache, whatever a run mounts, so the same checkout makes the same image.
     """
     from harness import data
 
@@ -40,7 +40,7 @@ def build(kind: str, console: Console, data_dir: Path | None = None) -> str:
     from docker.errors import APIError
 
     ensure_base_image(docker_client)
-    data_dir = data_dir if data_dir is not None else data.data_dir()
+    data_dir = data.data_dir()
     carried = datasets.verified(data_dir)
     extras = context_extras(root, chosen)
     console.print(f"building {chosen.tag} from {root / chosen.dockerfile}"

@@ -63,7 +63,7 @@ def launch(
     # Made here, before the mount: a folder Docker makes for a missing mount source belongs to root.
     reports_dir.mkdir(parents=True, exist_ok=True)
     prefetch(datasets, data_dir, console, required=datasets is not None)
-    image = build(kind, console, data_dir) if checkout() is not None else image_id(kind)
+    image = build(kind, console) if checkout() is not None else image_id(kind)
     if image is None:
         raise UserError(f"image {chosen.tag} not found and no checkout to build it from")
     if user is None:
