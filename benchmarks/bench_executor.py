@@ -47,8 +47,8 @@ class Timed:
     def __init__(self, inner):
         self.inner, self.name, self.seconds = inner, inner.name, 0.0
 
-    def start(self):
-        self.inner.start()
+    def start(self, cells):
+        self.inner.start(cells)
 
     def run(self, cells, context):
         started = time.perf_counter()
