@@ -109,6 +109,18 @@ def local_ray():
     ray.shutdown()
 
 
+@needs_ray
+def test_cells_the_cluster_cannot_hold_are_refused_at_start(local_ray):
+    gpu_cell = Cell("s", "classify", "m", "torch", "cuda", 0, {}, {})
+    with pytest.raises(UserError, match=r"^device=cuda: the Ray cluster has no GPU; use device=cpu or device=auto$"):
+        executor_named("ray").start([gpu_cell])
+    with pytest.raises(UserError, match=r"^threads_per_cell=3: no Ray node has that many CPUs \(the largest has 2\)$"):
+        executor_named("ray", threads_per_cell=3).start([cell("a")])
+    auto = executor_named("ray", cells_per_gpu=4)
+    auto.start([cell("a")])
+    assert auto.gpus(Cell("s", "classify", "m", "torch", "auto", 0, {}, {})) == 0.0  # no GPU here: a CPU cell
+
+
 MODELS = ["Additional Model 1", "Additional Model 5", "MLP Baseline Model"]
 
 
@@ -132,8 +144,8 @@ class InterruptedAfterFirstResult:
     def __init__(self, **options):
         self.inner = executor_named("ray", **options)
 
-    def start(self):
-        self.inner.start()
+    def start(self, cells):
+        self.inner.start(cells)
 
     def run(self, cells, context):
         for item in self.inner.run(cells, context):
@@ -207,8 +219,8 @@ class KillsANodeAfterFirstResult:
         self.inner = executor_named("ray", threads_per_cell=1)
         self.cluster, self.node, self.killed = cluster, node, None
 
-    def start(self):
-        self.inner.start()
+    def start(self, cells):
+        self.inner.start(cells)
 
     def run(self, cells, context):
         for item in self.inner.run(cells, context):

@@ -69,7 +69,7 @@ class RayExecutor:
         self.timings: list[tuple[float, float, float, float]] = []
         self._datasets: dict[str, Any] = {}  # dataset name -> object ref, put once per run
 
-    def start(self) -> None:
+    def start(self, cells: Sequence[Cell]) -> None:
         """Start or join Ray and check the cells' resources fit a node; any problem is one UserError."""
         try:
             import ray
@@ -98,6 +98,8 @@ class RayExecutor:
                             f"(the largest has {most_cpus})")
         else:
             self._threads = self.threads_per_cell
+        for cell in cells:
+            self.gpus(cell)  # a CUDA cell on a cluster without GPUs: refused now, not once the run is open
 
     def gpus(self, cell: Cell) -> float:
         """The share of a GPU ``cell`` asks Ray for: 1/cells_per_gpu for a CUDA cell, else none."""
