@@ -25,7 +25,7 @@ from harness.errors import UserError
 from harness.suite.spec import ModelSpec
 
 BACKEND_NAMES = ("torch", "tensorflow")
-#: Images in each part of each dataset (the IDX headers say the same; checked by tests/test_data.py).
+#: Images in each part of each dataset (the IDX headers say the same; tests/test_runner.py checks it).
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
 DEVICE_NAMES = ("cpu", "cuda", "auto")
 
