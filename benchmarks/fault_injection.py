@@ -126,7 +126,7 @@ class Report:
 
 
 PHASES = ("before the run was created", "in the cells", "after the last cell (status, files, tables, plots)",
-          "after the status commit (HTML report, exit)")
+          "after the status commit")
 
 
 def newest(reports: Path) -> tuple[str, int]:
