@@ -85,7 +85,7 @@ class Attempt:
     killed: bool
     cells_before: int
     cells_after: int
-    phase: str  # where the kill landed: cells | after the last commit | rendering (or "not killed")
+    phase: str  # where the kill landed: one of PHASES, or "not killed"
     target: str = TARGETS[0]
 
 
@@ -125,7 +125,8 @@ class Report:
         }
 
 
-PHASES = ("before the run was created", "in the cells", "after the last commit", "while rendering")
+PHASES = ("before the run was created", "in the cells", "after the last cell (status, files, tables, plots)",
+          "after the status commit")
 
 
 def newest(reports: Path) -> tuple[str, int]:

@@ -26,7 +26,7 @@ from harness.suite.spec import ModelSpec
 from harness.suite.study import Claim, Tolerance
 
 BACKEND_NAMES = ("torch", "tensorflow")
-#: Images in each part of each dataset (the IDX headers say the same; checked by tests/test_data.py).
+#: Images in each part of each dataset (the IDX headers say the same; tests/test_runner.py checks it).
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
 DEVICE_NAMES = ("cpu", "cuda", "auto")
 
