@@ -100,7 +100,8 @@ def test_correlation_over_models():
 def test_all_claim_names_the_cells_that_break_it():
     cells = [cell("pair 0-1", 0, report_verdict="separable", lp_verdict="separable"),
              cell("pair 1-2", 0, report_verdict="inseparable", lp_verdict="separable"),
-             cell("pair 2-3", 0, report_verdict="inseparable", lp_verdict="inseparable")]
+             cell("pair 2-3", 0, report_verdict="inseparable", lp_verdict="inseparable"),
+             cell("pair 0-1", 0, report_verdict="separable", lp_verdict=None)]  # a curve cell: no LP run
     separable = Claim(text="separable", kind="all", cells={"report_verdict": "separable"},
                       expect={"lp_verdict": "separable"})
     inseparable = Claim(text="inseparable", kind="all", cells={"report_verdict": "inseparable"},

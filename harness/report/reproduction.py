@@ -125,8 +125,9 @@ class MemberReport:
 def checks_of(table: Table, number: str, tolerances: dict[str, float | str]) -> list[Check]:
     """Every number of the report in ``table``, paired with ours (rows without a report number are left out)."""
     columns = table.columns
-    pairs = [(report, next(c for c in ours if c in columns), metric)
-             for report, (ours, metric) in PAIRS.items() if report in columns and any(c in columns for c in ours)]
+    pairs = sorted(((report, next(c for c in ours if c in columns), metric)
+                    for report, (ours, metric) in PAIRS.items() if report in columns and any(c in columns for c in ours)),
+                   key=lambda pair: columns.index(pair[0]))  # in the table's own order
     paired = {name for report, ours, _ in pairs for name in (report, ours)}
     first_paired = min((columns.index(name) for name in paired), default=len(columns))
     label_columns = columns[:max(first_paired, 1)]
