@@ -113,7 +113,7 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
     task.check(suite, request.reports)
     env = environment.collect()
     env.update(check_frameworks(task, cells))
-    executor.start()  # an unreachable cluster fails here, before anything is written
+    executor.start(cells)  # an unreachable cluster fails here, before anything is written
     calibration_device = next((cell.device for cell in cells if cell.device != "auto"), "cpu")
     if task.uses_backends and any(cell.backend == "torch" for cell in cells):
         # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed

@@ -6,6 +6,7 @@ module; the node-failure test builds its own two-node cluster).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import socket
 import time
 
@@ -73,7 +74,9 @@ def test_missing_ray_is_a_one_line_error_and_nothing_is_written(tmp_path, monkey
     assert err.endswith("executor=ray: Ray is not installed; pip install 'harness[ray]'") and "\n" not in err
 
 
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'harness[ray]')")
+HAS_RAY = importlib.util.find_spec("ray") is not None
+#: Ray tests: slow-ish (a Ray start is seconds) and skipped, with the reason, where Ray is not installed.
+needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed: pip install 'harness[ray]'")
 
 
 def closed_port() -> int:
@@ -82,6 +85,7 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # free once the socket closes: nothing listens there
 
 
+@needs_ray
 @pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])
 def test_an_unreachable_cluster_is_a_one_line_error_and_nothing_is_written(tmp_path, capsys, form):
     reports = tmp_path / "reports"
@@ -98,9 +102,23 @@ def test_an_unreachable_cluster_is_a_one_line_error_and_nothing_is_written(tmp_p
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance with 2 CPUs for the module's tests (starting one costs seconds)."""
+    import ray
+
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@needs_ray
+def test_cells_the_cluster_cannot_hold_are_refused_at_start(local_ray):
+    gpu_cell = Cell("s", "classify", "m", "torch", "cuda", 0, {}, {})
+    with pytest.raises(UserError, match=r"^device=cuda: the Ray cluster has no GPU; use device=cpu or device=auto$"):
+        executor_named("ray").start([gpu_cell])
+    with pytest.raises(UserError, match=r"^threads_per_cell=3: no Ray node has that many CPUs \(the largest has 2\)$"):
+        executor_named("ray", threads_per_cell=3).start([cell("a")])
+    auto = executor_named("ray", cells_per_gpu=4)
+    auto.start([cell("a")])
+    assert auto.gpus(Cell("s", "classify", "m", "torch", "auto", 0, {}, {})) == 0.0  # no GPU here: a CPU cell
 
 
 MODELS = ["Additional Model 1", "Additional Model 5", "MLP Baseline Model"]
@@ -126,8 +144,8 @@ class InterruptedAfterFirstResult:
     def __init__(self, **options):
         self.inner = executor_named("ray", **options)
 
-    def start(self):
-        self.inner.start()
+    def start(self, cells):
+        self.inner.start(cells)
 
     def run(self, cells, context):
         for item in self.inner.run(cells, context):
@@ -135,6 +153,8 @@ class InterruptedAfterFirstResult:
             raise KeyboardInterrupt
 
 
+@needs_ray
+@pytest.mark.slow
 def test_ray_gives_the_numbers_local_gives_and_ctrl_c_then_resume_works_across_executors(
         tmp_path, mnist, console, local_ray):
     local = runner.run(tiny(tmp_path / "local"), console)
@@ -146,9 +166,9 @@ def test_ray_gives_the_numbers_local_gives_and_ctrl_c_then_resume_works_across_e
     run, cells = stored(reports)
     assert run.status == "running" and len(cells) == 1  # the finished cell is kept
     deadline = time.monotonic() + 30
-    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+    while local_ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)  # the cancelled cells give their CPUs back
-    assert ray.available_resources().get("CPU", 0) == 2
+    assert local_ray.available_resources().get("CPU", 0) == 2
 
     resumed = runner.run(tiny(reports, executor="ray", executor_options={"threads_per_cell": 1}), console)
     assert (resumed.run.run_id, resumed.ran, resumed.skipped) == (run.run_id, 2, 1)
@@ -170,3 +190,78 @@ def test_ray_gives_the_numbers_local_gives_and_ctrl_c_then_resume_works_across_e
             return [{k: v for k, v in row.items() if k not in ("Train s", "s/epoch")} for row in csv.DictReader(handle)]
 
     assert table(resumed.folder) == table(local.folder)
+
+
+@pytest.fixture
+def two_nodes():
+    """A Ray cluster of two 1-CPU worker nodes in this machine (the head takes no cells)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # leave the module's local instance: the driver joins this cluster instead
+    # Notice a dead node in about a second instead of Ray's default half-minute.
+    config = {"health_check_period_ms": 500, "health_check_failure_threshold": 2, "health_check_initial_delay_ms": 0}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": config})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+    cluster.wait_for_nodes()
+    yield cluster, workers
+    ray.shutdown()
+    cluster.shutdown()
+
+
+class KillsANodeAfterFirstResult:
+    """The ray executor; once the first cell is back (the others running), a worker node dies."""
+
+    name = "ray"
+
+    def __init__(self, cluster, node):
+        self.inner = executor_named("ray", threads_per_cell=1)
+        self.cluster, self.node, self.killed = cluster, node, None
+
+    def start(self, cells):
+        self.inner.start(cells)
+
+    def run(self, cells, context):
+        for item in self.inner.run(cells, context):
+            yield item
+            if self.killed is None:
+                self.killed = self.node.node_id
+                self.cluster.remove_node(self.node, allow_graceful=False)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_dead_worker_node_loses_and_doubles_no_cell(tmp_path, mnist, console, two_nodes):
+    cluster, workers = two_nodes
+    executor = KillsANodeAfterFirstResult(cluster, workers[1])
+    reports = tmp_path / "reports"
+    outcome = runner.run(tiny(reports), console, executor)
+    assert executor.killed is not None and outcome.failed == []
+    run, cells = stored(reports)
+    assert run.status == "complete"
+    assert sorted(s.cell.model for s in cells) == sorted(MODELS)  # each cell once: none lost, none doubled
+    assert all(s.result.ok for s in cells)
+    with open(outcome.folder / "results.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == len(MODELS)
+    survivor = workers[0].node_id
+    # Only the cell that came back before the kill may have run on the dead node.
+    assert sum(s.record["node"] == executor.killed for s in cells) <= 1
+    assert all(s.record["node"] in (survivor, executor.killed) for s in cells)
+
+
+def test_a_provided_dataset_is_what_load_returns_without_the_disk(monkeypatch, tmp_path):
+    # How a Ray worker gets the driver's verified arrays: nothing is read from its (empty) cache.
+    import numpy as np
+
+    from harness import data
+    from harness.data import idx
+
+    monkeypatch.setattr(idx, "_PROVIDED", {})
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "empty"))
+    images = np.zeros((4, 28, 28), np.uint8)
+    given = data.Dataset("mnist", images, np.arange(4, dtype=np.uint8), images, np.arange(4, dtype=np.uint8),
+                         tuple(str(d) for d in range(10)))
+    data.provide(given)
+    assert data.load("mnist") is given
+    assert not (tmp_path / "empty").exists()

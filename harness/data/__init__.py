@@ -9,7 +9,7 @@ from harness.data.fetch import (
            fetch_all,
            verify,
 )
-from harness.data.idx import Dataset, Splits, load, read_idx, split
+from harness.data.idx import Dataset, Splits, load, provide, read_idx, split
 
 __all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "Splits", "data_dir", "ensure", "fetch_all", "load",
-           "read_idx", "split", "verify"]
+           "provide", "read_idx", "split", "verify"]

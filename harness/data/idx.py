@@ -98,8 +98,19 @@ def _load(name: str, folder: Path, log: Log) -> Dataset:
     return ds
 
 
+#: Datasets handed to this process already read and verified (a Ray worker gets the driver's copy).
+_PROVIDED: dict[str, Dataset] = {}
+
+
+def provide(dataset: Dataset) -> None:
+    """Make ``load(dataset.name)`` return ``dataset`` in this process, without reading the disk."""
+    _PROVIDED[dataset.name] = dataset
+
+
 def load(name: str, log: Log = print) -> Dataset:
     """``ensure`` then read ``name``. Cached in-process per (name, ``data_dir()``, log): repeats are free."""
+    if name in _PROVIDED:
+        return _PROVIDED[name]
     return _load(name, data_dir() / name, log)
 
 

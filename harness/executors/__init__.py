@@ -30,9 +30,9 @@ EXECUTORS = {
 class Executor(Protocol):
     name: str
 
-    def start(self) -> None:
-        """Get ready to run (connect to a cluster...); called before the run writes anything, so a
-        problem here is a :class:`~harness.errors.UserError` and leaves nothing behind."""
+    def start(self, cells: Sequence[Cell]) -> None:
+        """Get ready to run ``cells`` (connect to a cluster, check they fit it); called before the run
+        writes anything, so a problem here is a :class:`~harness.errors.UserError` and leaves nothing behind."""
 
     def run(self, cells: Sequence[tuple[int, Cell]], context: RunContext) -> Iterator[tuple[int, Cell, CellResult]]:
         """Run ``(position, cell)`` pairs; yield each back with its result as it finishes.

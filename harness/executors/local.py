@@ -51,7 +51,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def start(self) -> None:
+    def start(self, cells: Sequence[Cell]) -> None:
         """Nothing to set up: the runner has already checked frameworks, devices and data here."""
 
     def run(self, cells: Sequence[tuple[int, Cell]], context: RunContext) -> Iterator[tuple[int, Cell, CellResult]]:

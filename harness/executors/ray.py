@@ -8,9 +8,10 @@ GPU, so Ray packs as many cells onto the machines as fit. Results come back as c
 driver (``harness.runner``) alone writes the store.
 
 A worker runs the cell in a scratch folder and sends the files it wrote (figures, saved weights)
-back with its result, so a cell runs the same on a node that shares no disk with the driver. It
-reads its dataset from its own node's verified cache (``harness.data.load``: SHA-256 checked, fetched
-if missing), the faster of the two ways measured (see the README's "Running on Ray").
+back with its result, so a cell runs the same on a node that shares no disk with the driver. Its
+dataset comes from the driver, which read and verified it (SHA-256), through Ray's object store: a
+new worker maps it in about half the time it takes to verify and read it from a node-local cache
+(measured: see the README's "Running on Ray"), and a worker node needs no copy of its own.
 
 A worker process or node that dies takes its cell with it: Ray runs the cell again elsewhere, up to
 ``MAX_RETRIES`` times, then the cell is recorded failed. Ctrl-C cancels the cells not yet finished;
@@ -63,8 +64,12 @@ class RayExecutor:
         self.max_retries = max_retries
         self._threads = 1
         self._cluster_gpus = 0.0
+        #: (submitted, started, finished, received) wall-clock times of each cell of the last ``run``
+        #: (started and finished on the worker), in the order cells came back: for benchmarks.
+        self.timings: list[tuple[float, float, float, float]] = []
+        self._datasets: dict[str, Any] = {}  # dataset name -> object ref, put once per run
 
-    def start(self) -> None:
+    def start(self, cells: Sequence[Cell]) -> None:
         """Start or join Ray and check the cells' resources fit a node; any problem is one UserError."""
         try:
             import ray
@@ -93,6 +98,8 @@ class RayExecutor:
                             f"(the largest has {most_cpus})")
         else:
             self._threads = self.threads_per_cell
+        for cell in cells:
+            self.gpus(cell)  # a CUDA cell on a cluster without GPUs: refused now, not once the run is open
 
     def gpus(self, cell: Cell) -> float:
         """The share of a GPU ``cell`` asks Ray for: 1/cells_per_gpu for a CUDA cell, else none."""
@@ -106,14 +113,16 @@ class RayExecutor:
 
         task = ray.remote(run_on_worker)
         submitted = time.time()
+        self.timings = []
         refs: dict[Any, tuple[int, Cell]] = {}
         for position, cell in cells:
             inputs = {key: context.inputs[key] for key in cell.needs if key in context.inputs}
+            dataset = self._dataset(cell)
             ref = task.options(
                 num_cpus=self._threads, num_gpus=self.gpus(cell), max_retries=self.max_retries,
                 # Set before the worker imports a framework: torch and TF read it once, at start.
                 runtime_env={"env_vars": {"HARNESS_THREADS": str(self._threads)}},
-            ).remote(cell, inputs, str(context.reports))
+            ).remote(cell, inputs, str(context.reports), dataset)
             refs[ref] = (position, cell)
         pending = list(refs)
         try:
@@ -121,37 +130,61 @@ class RayExecutor:
                 [ready], pending = ray.wait(pending, num_returns=1)
                 position, cell = refs[ready]
                 try:
-                    result, files, node, started = ray.get(ready)
+                    result, files, node, started, finished = ray.get(ready)
                 except ray.exceptions.RayError as error:
                     # The worker or node died more often than Ray retries, or Ray lost the result.
                     message = f"ray: {type(error).__name__}: {str(error).strip().splitlines()[0]}"[:300]
-                    result, files, node, started = _failed(cell, message), {}, "", time.time()
+                    result, files, node, started, finished = _failed(cell, message), {}, "", time.time(), time.time()
                 for relative, content in files.items():
                     path = context.run_dir / relative
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(content)
                 context.progress.start_cell(cell_label(cell))
+                self.timings.append((submitted, started, finished, time.time()))
                 yield position, cell, placed(result, self.name, node, started - submitted)
         finally:
             for ref in pending:  # Ctrl-C or an error in the driver: stop what has not finished
                 ray.cancel(ref, force=True)
 
 
-def run_on_worker(cell: Cell, inputs: dict[str, dict], reports: str) -> tuple[CellResult, dict[str, bytes], str, float]:
-    """The Ray task: run ``cell`` in a scratch folder; (result, files written, node id, start time)."""
+    def _dataset(self, cell: Cell) -> Any:
+        """The object ref of the dataset ``cell`` reads (put the first time), or None."""
+        from harness.tasks import task_for
+
+        if not task_for(cell.task).uses_dataset:
+            return None
+        name = cell.config["data"]["dataset"]
+        if name not in self._datasets:
+            import ray
+
+            from harness import data
+
+            self._datasets[name] = ray.put(data.load(name))
+        return self._datasets[name]
+
+
+def run_on_worker(cell: Cell, inputs: dict[str, dict], reports: str,
+                  dataset: Any = None) -> tuple[CellResult, dict[str, bytes], str, float, float]:
+    """The Ray task: run ``cell`` in a scratch folder; (result, files written, node id, start and end time).
+
+    ``dataset`` is the driver's (Ray resolves the object ref to the arrays, mapped read-only).
+    """
     import ray
     from rich.console import Console
 
+    from harness import data
     from harness.progress import RunProgress
 
     started = time.time()
+    if dataset is not None:
+        data.provide(dataset)
     with tempfile.TemporaryDirectory(prefix="harness-cell-") as scratch:
         # The driver shows progress; here the cell's epoch lines go nowhere.
         quiet = RunProgress(Console(file=io.StringIO()), 1)
         result = run_cell(cell, RunContext(Path(scratch), quiet, Path(reports), inputs=dict(inputs)))
         files = {str(path.relative_to(scratch)): path.read_bytes()
                  for path in sorted(Path(scratch).rglob("*")) if path.is_file()}
-    return result, files, ray.get_runtime_context().get_node_id(), started
+    return result, files, ray.get_runtime_context().get_node_id(), started, time.time()
 
 
 def _failed(cell: Cell, message: str) -> CellResult:
