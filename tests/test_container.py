@@ -314,7 +314,8 @@ def test_the_entrypoint_wants_the_heads_address_for_a_worker():
 def test_the_kuberay_manifest_runs_the_gpu_image_unprivileged_with_gpus_and_a_data_volume():
     yaml = pytest.importorskip("yaml", reason="pyyaml (extra 'dev') reads the manifest")
     cluster, claim = yaml.safe_load_all((REPOSITORY / "deploy" / "kuberay.yaml").read_text())
-    assert (cluster["apiVersion"], cluster["kind"], claim["kind"]) == ("ray.io/v1", "RayCluster", "PersistentVolumeClaim")
+    kinds = (cluster["apiVersion"], cluster["kind"], claim["kind"])
+    assert kinds == ("ray.io/v1", "RayCluster", "PersistentVolumeClaim")
     head = cluster["spec"]["headGroupSpec"]
     [group] = cluster["spec"]["workerGroupSpecs"]
     assert head["rayStartParams"]["num-cpus"] == "0"  # cells go to the GPU workers only

@@ -54,8 +54,9 @@ def launch(
     checkout, must exist already. ``reports_dir`` and ``data_dir`` are mounted at ``/app/reports`` and
     ``/data``; the datasets the run needs are fetched into ``data_dir`` on the host first (``datasets``,
     default all of them, where the host can), where npm and apt lists are (the image has neither: it
-    carries only what the host's cache held when it was built). The container runs as ``user`` (default: :func:`container_user`, never root) so that
-    the files it writes belong to whoever owns the reports. Raises UserError if the container fails.
+    carries only what the host's cache held when it was built). The container runs as ``user``
+    (default: :func:`container_user`, never root) so that the files it writes belong to whoever owns
+    the reports. Raises UserError if the container fails.
     """
     chosen = flavour(kind)
     docker_client = client()
