@@ -53,9 +53,10 @@ def launch(
     The image is built from this checkout first (cached, so cheap when nothing changed) or, outside a
     checkout, must exist already. ``reports_dir`` and ``data_dir`` are mounted at ``/app/reports`` and
     ``/data``; the datasets the run needs are fetched into ``data_dir`` on the host first (``datasets``,
-    default all of them, where the host can), because the image carries no npm or apt lists to fetch
-    them itself. The container runs as ``user`` (default: :func:`container_user`, never root) so that
-    the files it writes belong to whoever owns the reports. Raises UserError if the container fails.
+    default all of them, where the host can), where npm and apt lists are (the image has neither: it
+    carries only what the host's cache held when it was built). The container runs as ``user``
+    (default: :func:`container_user`, never root) so that the files it writes belong to whoever owns
+    the reports. Raises UserError if the container fails.
     """
     chosen = flavour(kind)
     docker_client = client()
@@ -67,8 +68,9 @@ def launch(
     if image is None:
         raise UserError(f"image {chosen.tag} not found and no checkout to build it from")
     if user is None:
-        ids = container_user(reports_dir, host_ids())
-        if ids is not None and host_ids() == (0, 0):
+        host = host_ids()
+        ids = container_user(reports_dir, host)
+        if ids is not None and host is not None and host[0] == 0:
             # Root on the host may hand over what the container must write; nobody else needs to.
             for folder in (reports_dir, data_dir):
                 hand_over(folder, ids)
