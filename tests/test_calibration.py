@@ -73,5 +73,6 @@ def test_merge_keeps_all_samples_and_their_median():
     merged = calibration.merge(before, after)
     assert merged["samples"] == [0.1] * 3 + [0.3] * 3 and merged["seconds"] == pytest.approx(0.2)
     assert merged["spread"] == pytest.approx(100.0)  # the load changed during the run: an unsteady calibration
+    assert merged["drift"] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="versions"):
         calibration.merge(before, {**after, "version": 2})

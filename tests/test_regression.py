@@ -300,3 +300,21 @@ def test_suite_thresholds_come_from_the_current_run_and_the_command_line_wins():
     lenient = synthetic_run("b", seed=2, slowdown=1.3, fail="train_seconds:+50%")
     assert compare(baseline, lenient).regressions == []
     assert len(compare(baseline, lenient, fail="train_seconds:+20%").regressions) == 2
+
+
+def test_a_run_whose_machine_changed_speed_while_it_ran_is_not_comparable():
+    # The calibration after the cells took 4.5 times as long as the one before: the load rose during
+    # the run (measured so on the shared machine), and its timings are not judged, either side.
+    drifted = synthetic_run("b", seed=2, slowdown=1.3)
+    drifted.environment["calibration"]["samples"] = [0.04] * 3 + [0.18] * 3
+    comparison = compare(synthetic_run("a", seed=1), drifted)
+    assert comparison.regressions == []
+    assert {v.outcome for v in comparison.verdicts if v.metric == "train_seconds"} == {Outcome.NOT_COMPARABLE}
+    assert "speed changed while the cells ran (this run x4.5" in comparison.warnings[0]
+    assert compare(drifted, synthetic_run("a", seed=1)).warnings[0].count("baseline x4.5") == 1
+    # A stored drift wins over the halves of the samples: x1.2 is comparable (but the samples' spread
+    # still marks the calibration unsteady, so the slowdown waits for a second run).
+    drifted.environment["calibration"]["drift"] = 1.2
+    steadier = compare(synthetic_run("a", seed=1), drifted)
+    assert {v.outcome for v in steadier.verdicts if v.metric == "train_seconds"} == {Outcome.UNCONFIRMED}
+    assert not any("speed changed" in warning for warning in steadier.warnings)

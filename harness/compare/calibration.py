@@ -122,7 +122,17 @@ def workload_flops() -> int:
 
 def merge(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """One calibration from two taken around a run (before the first cell, after the last): all
-    samples, their median and spread, so a load that came or went during the run is reflected."""
+    samples, their median and spread, so a load that came or went during the run is reflected, and
+    the ``drift``, the median after over the median before: how much the machine's speed changed
+    while the cells ran."""
     if before.get("version") != after.get("version"):
         raise ValueError("calibrations of different workload versions cannot be merged")
-    return describe({**before, "samples": list(before["samples"]) + list(after["samples"])})
+    merged = describe({**before, "samples": list(before["samples"]) + list(after["samples"])})
+    return {**merged, "drift": drift(before["samples"], after["samples"])}
+
+
+def drift(before: Sequence[float], after: Sequence[float]) -> float | None:
+    """Median of ``after`` over median of ``before`` (None without both)."""
+    if not before or not after or statistics.median(before) <= 0:
+        return None
+    return statistics.median(after) / statistics.median(before)

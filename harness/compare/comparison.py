@@ -7,7 +7,11 @@ scaling honest:
 
 - A factor outside 1/3..3 means the two machines (or one machine at two moments) are too different
   for a matmul to stand for a training loop: the timings are reported *not comparable*, with a
-  warning, instead of being multiplied by, say, 112 and then called "within noise".
+  warning, instead of being multiplied by, say, 112 and then called "within noise". The same holds
+  for a run whose calibration after the cells took over 3 times as long as the one before, or under
+  a third (the ``drift``): its first and last cells were timed on different machines, in effect.
+  On the shared development machine one of 20 runs drifted so (x4.6) and, measured again, made the
+  only false alarm of the nightly-style confirmation before this rule.
 - A calibration whose own spread exceeds 25 % (interquartile range of its samples over their median)
   was taken while the machine's speed wandered: its factor cannot be trusted, so a timing regression
   of that run is *unconfirmed* until a second run shows it again.
@@ -139,6 +143,15 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
                 if spread is not None and spread > MAX_CALIBRATION_SPREAD]
     unsteady_text = (f"the calibration was unsteady ({', '.join(unsteady)} spread, over {MAX_CALIBRATION_SPREAD:g} %): "
                      "timing regressions need a second run") if unsteady else None
+    drifted = [f"{name} x{value:.1f}" for name, value in
+               (("baseline", baseline.calibration_drift), ("this run", current.calibration_drift))
+               if value is not None and not 1 / MAX_TIME_SCALE <= value <= MAX_TIME_SCALE]
+    if drifted:
+        # The same bound as between runs: within one run, a machine whose speed changed more than that
+        # timed the first cells and the last ones on different machines, in effect.
+        return TimeScale(not_comparable=f"timings not comparable: the machine's speed changed while the cells ran "
+                                        f"({', '.join(drifted)} from the calibration before them to the one after, "
+                                        f"allowed up to x{MAX_TIME_SCALE:g}); measure again when it is quieter")
     if normalize == "never":
         return TimeScale(unsteady=unsteady_text)
     same_machine = all(baseline.environment.get(k) == current.environment.get(k) for k in MACHINE_KEYS)

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.compare.calibration import spread
+from harness.compare.calibration import drift, spread
 from harness.suite.regression_settings import RegressionSettings
 from harness.thresholds import is_timing
 
@@ -101,6 +101,18 @@ class RunResults:
         the same fixed work varied in time on the machine while the run was measured (worked out
         from the samples, so calibrations stored before the spread was recorded have one too)."""
         return spread(self.calibration.get("samples") or [])
+
+    @property
+    def calibration_drift(self) -> float | None:
+        """How much the machine's speed changed while the cells ran: the calibration after them over the
+        one before. Calibrations merged before the drift was stored hold both halves' samples in order."""
+        stored = self.calibration.get("drift")
+        if isinstance(stored, (int, float)) and stored > 0:
+            return float(stored)
+        samples = self.calibration.get("samples") or []
+        if len(samples) >= 6 and len(samples) % 2 == 0:
+            return drift(samples[: len(samples) // 2], samples[len(samples) // 2:])
+        return None
 
     def calibration_text(self) -> str:
         """'0.035 s ± 12 %': the calibration's median and spread, for tables and notes ('–' without one)."""
