@@ -28,7 +28,7 @@ from harness.tasks import load_suite, task_for, validate_suite
 from harness.tasks.base import Task
 
 if TYPE_CHECKING:
-    from harness.compare.regression import Comparison
+    from harness.compare.comparison import Comparison
 
 
 @dataclass

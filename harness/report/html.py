@@ -40,7 +40,7 @@ th, td { border: 1px solid #ddd; padding: .25em .6em; } th { background: #f3f3f3
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.ref, th.ref { background: #f7f7fb; color: #555; }
 .regressed { color: #b00020; font-weight: bold; } .improved { color: #1b7f3b; }
-.within-noise { color: #a66b00; } .unchanged, .new { color: #666; }
+.within-noise, .unconfirmed { color: #a66b00; } .unchanged, .new, .not-comparable { color: #666; }
 figure { display: inline-block; margin: .5em; vertical-align: top; }
 figure img { max-width: 540px; border: 1px solid #eee; } figcaption { font-size: .8em; color: #555; }
 .summary { font-size: 1.1em; } .note { color: #555; font-size: .9em; }
