@@ -190,7 +190,7 @@ def print_claims(results: list[claims.ClaimResult], console: Console) -> None:
     """The claims and their verdicts as a terminal table."""
     if results:
         table = replace(reproduction.claims_table(results), console_columns=[
-            "Claim", "Verdict", "Comparison", "n", "Effect", "95% CI", "p (one-sided)"])
+            "Claim", "Verdict", "Comparison", "n", "Effect", "95% CI", "p (one-sided)", "Part verdict"])
         console.print(table.rich())
 
 
