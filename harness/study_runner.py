@@ -157,7 +157,9 @@ def is_study_run(run: RunInfo) -> bool:
 
 def render_study(store: ResultsStore, reports: Path, study_run: RunInfo, console: Console | None) -> Path:
     """Write a stored study run's reproduction document from the store (never retrains); returns its page."""
-    study = Study.model_validate(study_run.config["study"])
+    # Keys a later harness dropped are left out, so an older study run still renders.
+    stored = study_run.config["study"]
+    study = Study.model_validate({key: value for key, value in stored.items() if key in Study.model_fields})
     members = []
     walls = study_run.environment.get("wall_seconds", {})
     for member in study.members:
@@ -190,7 +192,7 @@ def print_claims(results: list[claims.ClaimResult], console: Console) -> None:
     """The claims and their verdicts as a terminal table."""
     if results:
         table = replace(reproduction.claims_table(results), console_columns=[
-            "Claim", "Verdict", "Comparison", "n", "Effect", "95% CI", "p (one-sided)"])
+            "Claim", "Verdict", "Comparison", "n", "Effect", "95% CI", "p (one-sided)", "Part verdict"])
         console.print(table.rich())
 
 

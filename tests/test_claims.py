@@ -44,6 +44,8 @@ def test_contradicted_when_the_effect_is_significant_the_other_way():
     result = greater(runs(MLP, CNN))
     assert result.verdict == claims.CONTRADICTED and result.parts[0].effect < 0
     assert result.parts[0].p_value > 0.99
+    assert result.parts[0].p_reverse == pytest.approx(stats.ttest_rel(MLP, CNN, alternative="less").pvalue)
+    assert result.rows()[0][7] == f"{result.parts[0].p_value:.3g} (other way {result.parts[0].p_reverse:.3g})"
 
 
 def test_not_supported_without_a_significant_difference():

@@ -132,5 +132,14 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
     printed = console.file.getvalue()
     assert "The report's claims" in printed and "Claims: 1 " in printed and "reproduction document:" in printed
 
+    # harness report: a study run re-renders its document; a member run prints its claims too.
+    from harness.commands import report as report_command
+
+    console.file.seek(0)
+    console.file.truncate()
+    assert report_command.render("tiny", None, reports, console) == folder
+    assert report_command.render("mlp_vs_cnn", None, reports, console) == reports / "mlp_vs_cnn" / f"{first.run_id}.mlp_vs_cnn"
+    assert console.file.getvalue().count("The report's claims") == 2
+
     again = study_runner.run_study(request, console)
     assert again.run.run_id != first.run_id  # a complete study run is not resumed: a new one starts

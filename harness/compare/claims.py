@@ -42,7 +42,8 @@ class Part:
     effect: float | None = None  # mean difference (greater), rho (correlation), share holding (all)
     ci: tuple[float, float] | None = None
     test: str = ""
-    p_value: float | None = None
+    p_value: float | None = None  # one-sided, the claimed direction
+    p_reverse: float | None = None  # one-sided, the other direction (what makes a claim contradicted)
     note: str = ""
 
 
@@ -66,9 +67,16 @@ class ClaimResult:
             ci = "–" if part.ci is None else f"[{_number(part.ci[0])}, {_number(part.ci[1])}]"
             rows.append([self.text if index == 0 else "", self.verdict if index == 0 else "", part.label,
                          str(part.n), _number(part.effect), ci, part.test or "–",
-                         "–" if part.p_value is None else f"{part.p_value:.3g}",
+                         _p_text(part),
                          part.verdict + (f" ({part.note})" if part.note else "")])
         return rows
+
+
+def _p_text(part: Part) -> str:
+    if part.p_value is None:
+        return "–"
+    reverse = f" (other way {part.p_reverse:.3g})" if part.verdict == CONTRADICTED and part.p_reverse is not None else ""
+    return f"{part.p_value:.3g}{reverse}"
 
 
 def _number(value: float | None) -> str:
@@ -177,7 +185,7 @@ def _greater(claim: Claim, comparison: Comparison, cells: Sequence[StoredCell]) 
                              for side in ("greater", "less"))
         interval = two_sided.confidence_interval(CONFIDENCE)
         return Part(where, _verdict(greater, less, claim.alpha), len(a) if paired else len(a) + len(b),
-                    _mean(a) - _mean(b), (float(interval.low), float(interval.high)), name, _p(greater))
+                    _mean(a) - _mean(b), (float(interval.low), float(interval.high)), name, _p(greater), _p(less))
 
     label = f"{_describe(comparison.higher)} > {_describe(comparison.lower)} on {metric}"
     return _per_configuration(label, cells, test)
@@ -217,7 +225,7 @@ def _correlation(claim: Claim, cells: Sequence[StoredCell]) -> list[Part]:
         rho = stats.spearmanr(xs, ys).statistic
         greater, less = (stats.spearmanr(xs, ys, alternative=side).pvalue for side in ("greater", "less"))
         return Part(where, _verdict(greater, less, claim.alpha), len(xs), _p(float(rho)), None, "Spearman ρ",
-                    _p(greater), note="n = models")
+                    _p(greater), _p(less), note="n = models")
 
     label = f"Spearman {claim.x} vs {claim.y}" + (f" ({_describe(claim.cells)})" if claim.cells else "")
     return _per_configuration(label, [s for s in cells if matches(s, claim.cells)], test)
@@ -232,7 +240,7 @@ def _all(claim: Claim, cells: Sequence[StoredCell]) -> Part:
     failing = [s.cell.model for s in selected if not matches(s, claim.expect)]
     note = f"not so for {', '.join(dict.fromkeys(failing))}" if failing else ""
     return Part(label, CONTRADICTED if failing else SUPPORTED, len(selected),
-                (len(selected) - len(failing)) / len(selected), None, "every record", None, note)
+                (len(selected) - len(failing)) / len(selected), None, "every record", note=note)
 
 
 def summary(results: Sequence[ClaimResult]) -> str:

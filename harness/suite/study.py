@@ -98,7 +98,6 @@ class Study(_Strict):
     name: str = Field(description="File name without .toml; set by the loader.")
     title: str
     description: str = ""
-    study: Literal[True] = Field(True, description="Marks the file as a study (a suite file has none).")
     members: list[Member] = Field(min_length=1)
     folder: str = Field("", description="The study file's folder; set by the loader.")
 
