@@ -17,7 +17,6 @@ from harness.cells import Cell
 from harness.commands.run import request_from_arguments
 from harness.errors import UserError
 from harness.executors import executor_named, stages
-from harness.executors.local import LocalExecutor
 from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.suite.overrides import Override
