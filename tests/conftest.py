@@ -29,3 +29,31 @@ def console():
     from rich.console import Console
 
     return Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
+
+
+class StopAfter:
+    """The local executor, stopped as by Ctrl-C after ``count`` cells (counted over its whole life, so
+    a study's members count together): ``then`` (if given) runs, then KeyboardInterrupt is raised."""
+
+    def __init__(self, count, then=None):
+        from harness.executors.local import LocalExecutor
+
+        self.local, self.count, self.then, self.ran = LocalExecutor(), count, then, 0
+
+    def start(self, cells):
+        self.local.start(cells)
+
+    def run(self, cells, context):
+        for position, cell in cells:
+            if self.ran == self.count:
+                if self.then:
+                    self.then()
+                raise KeyboardInterrupt
+            self.ran += 1
+            yield from self.local.run([(position, cell)], context)
+
+
+@pytest.fixture
+def stop_after():
+    """``stop_after(count, then=None)``: an executor that stops a run after ``count`` cells."""
+    return StopAfter

@@ -293,8 +293,8 @@ def test_cnn_baseline_report_renders_in_chromium(reports, mnist, console, tmp_pa
 def test_a_run_whose_every_cell_failed_gets_a_failure_summary_and_a_page(reports, mnist, console, monkeypatch):
     from harness import runner
     from harness.commands import report as report_command
-    from harness.tasks import training
     from harness.suite.overrides import Override
+    from harness.tasks import training
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError("cannot allocate 10,000,000 images")

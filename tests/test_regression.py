@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.compare.checks import EqualCheck, Outcome, StatusCheck, ThresholdCheck, parse_check, parse_checks
+from harness.compare.checks import (
+    EqualCheck,
+    Outcome,
+    StatusCheck,
+    ThresholdCheck,
+    parse_check,
+    parse_checks,
+)
 from harness.compare.comparison import MAX_TIME_SCALE, compare, confirm, time_scale
 from harness.compare.results import CellSummary, RunResults, Side
 from harness.compare.stats import SampleStats, mean_test, rank_test

@@ -10,7 +10,6 @@ import pytest
 from harness import runner
 from harness.commands.run import request_from_arguments
 from harness.errors import UserError
-from harness.executors.local import LocalExecutor, run_cell
 from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.suite.overrides import Override
@@ -55,16 +54,9 @@ def small(suite, **extra):
     return RunRequest(suite, "smoke", overrides=overrides, **extra)
 
 
-def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, mnist, console):
-    class InterruptedOnThirdCell(LocalExecutor):
-        def run(self, cells, context):
-            for number, (position, cell) in enumerate(cells, 1):
-                if number == 3:
-                    raise KeyboardInterrupt
-                yield position, cell, run_cell(cell, context)
-
+def test_interrupted_run_resumes_without_redoing_or_duplicating_cells(reports, mnist, console, stop_after):
     with pytest.raises(KeyboardInterrupt):
-        runner.run(small("mlp_depth", reports=reports), console, InterruptedOnThirdCell())
+        runner.run(small("mlp_depth", reports=reports), console, stop_after(2))
     with ResultsStore(reports / "results.db") as store:
         [first] = store.runs("mlp_depth")
         before = {s.cell.key: s.result.record for s in store.cells(first.run_id)}

@@ -19,7 +19,6 @@ from benchmarks.fault_injection import inject, write_suite
 from harness import cli, runner
 from harness.cells import Cell, RunContext
 from harness.errors import UserError
-from harness.executors.local import LocalExecutor, run_cell
 from harness.runner import RunRequest
 from harness.store import ResultsStore
 
@@ -174,26 +173,11 @@ def test_cells_whose_names_map_to_one_folder_get_their_own(tmp_path):
 
 
 # Defect 3 and the lease: a live run is never joined; a dead owner's run is resumed
-class StopAfter(LocalExecutor):
-    """Runs ``count`` cells, then calls ``then`` (if any), then raises KeyboardInterrupt (Ctrl-C)."""
-
-    def __init__(self, count, then=None):
-        self.count, self.then = count, then
-
-    def run(self, cells, context):
-        for number, (position, cell) in enumerate(cells):
-            if number == self.count:
-                if self.then:
-                    self.then()
-                raise KeyboardInterrupt
-            yield position, cell, run_cell(cell, context)
-
-
 slow = pytest.mark.slow
 
 
 @slow
-def test_a_second_run_started_while_the_first_is_live_does_not_join_it(reports, tiny, mnist, console):
+def test_a_second_run_started_while_the_first_is_live_does_not_join_it(reports, tiny, mnist, console, stop_after):
     request = RunRequest(tiny, "smoke", reports=reports)
     second = {}
 
@@ -208,7 +192,7 @@ def test_a_second_run_started_while_the_first_is_live_does_not_join_it(reports, 
             return store.runs("tiny")[0].run_id
 
     with pytest.raises(KeyboardInterrupt):
-        runner.run(request, console, StopAfter(2, start_second))
+        runner.run(request, console, stop_after(2, start_second))
     outcome = second["outcome"]
     assert outcome.run.run_id != first_id() and (outcome.ran, outcome.skipped) == (4, 0)
     assert f"run {first_id()} of these settings is being written by pid {os.getpid()}" in console.file.getvalue()
@@ -220,10 +204,10 @@ def test_a_second_run_started_while_the_first_is_live_does_not_join_it(reports, 
 
 
 @slow
-def test_a_run_whose_owner_died_is_resumed(reports, tiny, mnist, console):
+def test_a_run_whose_owner_died_is_resumed(reports, tiny, mnist, console, stop_after):
     request = RunRequest(tiny, "smoke", reports=reports)
     with pytest.raises(KeyboardInterrupt):
-        runner.run(request, console, StopAfter(1))
+        runner.run(request, console, stop_after(1))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     with ResultsStore(reports / "results.db") as store:
         [run] = store.runs("tiny")
@@ -236,9 +220,9 @@ def test_a_run_whose_owner_died_is_resumed(reports, tiny, mnist, console):
 
 # Defect 5: model= resumes without completing the run
 @slow
-def test_a_run_of_some_models_is_partial_until_the_rest_are_run(reports, tiny, mnist, console):
+def test_a_run_of_some_models_is_partial_until_the_rest_are_run(reports, tiny, mnist, console, stop_after):
     with pytest.raises(KeyboardInterrupt):
-        runner.run(RunRequest(tiny, "smoke", reports=reports), console, StopAfter(1))
+        runner.run(RunRequest(tiny, "smoke", reports=reports), console, stop_after(1))
     some = runner.run(RunRequest(tiny, "smoke", models=["Net 3"], reports=reports), console)
     assert (some.ran, some.skipped) == (1, 0) and some.run.status == "partial"
     rest = runner.run(RunRequest(tiny, "smoke", reports=reports), console)

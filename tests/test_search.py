@@ -19,7 +19,7 @@ from harness.algorithms.search_space import (
     propose,
     rank,
 )
-from harness.executors.local import LocalExecutor, run_cell
+from harness.executors.local import run_cell
 from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.tasks import search as search_task
@@ -127,22 +127,14 @@ def stubbed(monkeypatch):
     return trained
 
 
-class KilledOnFifthCell(LocalExecutor):
-    def run(self, cells, context):
-        for number, (position, cell) in enumerate(cells, 1):
-            if number == 5:
-                raise KeyboardInterrupt
-            yield position, cell, run_cell(cell, context)
-
-
-def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubbed, console):
+def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubbed, console, stop_after):
     suite_file = tmp_path / "tiny_search.toml"
     suite_file.write_text(SUITE)
     reports = tmp_path / "reports"
     request = RunRequest(str(suite_file), "smoke", reports=reports)
 
     with pytest.raises(KeyboardInterrupt):
-        runner.run(request, console, KilledOnFifthCell())
+        runner.run(request, console, stop_after(4))  # killed as the fifth cell starts
     assert stubbed == ["depth 1 trial 1", "depth 1 trial 2", "depth 1 trial 3", "depth 2 trial 1"]
 
     stubbed.clear()

@@ -12,10 +12,18 @@ import time
 
 import pytest
 
+from harness import store as store_module
 from harness.cells import Cell, CellResult
 from harness.errors import UserError
-from harness import store as store_module
-from harness.store import Lease, ResultsStore, RunBusy, RunInfo, check_reports, read_run_file, write_run_files
+from harness.store import (
+    Lease,
+    ResultsStore,
+    RunBusy,
+    RunInfo,
+    check_reports,
+    read_run_file,
+    write_run_files,
+)
 
 
 def make_run(run_id="r1", suite="s", status="running", config_hash="abc"):

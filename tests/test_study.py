@@ -7,7 +7,6 @@ import pytest
 from harness import study_runner
 from harness.commands import list as list_command
 from harness.errors import UserError
-from harness.executors.local import LocalExecutor, run_cell
 from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.suite.load import suite_names
@@ -81,22 +80,8 @@ tables = { "4.3" = "table" }
 """
 
 
-class InterruptedOnFourthCell(LocalExecutor):
-    """Runs cells until the fourth of the whole study (the second member's second cell), then is killed."""
-
-    def __init__(self):
-        self.count = 0
-
-    def run(self, cells, context):
-        for position, cell in cells:
-            self.count += 1
-            if self.count == 4:
-                raise KeyboardInterrupt
-            yield position, cell, run_cell(cell, context)
-
-
 @pytest.mark.slow
-def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, reports, mnist, console):
+def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, reports, mnist, console, stop_after):
     study = tmp_path / "tiny.toml"
     study.write_text(TINY)
     # Two seeds of one cheap suite, so the claim of mlp_vs_cnn is tested, not just stored.
@@ -104,7 +89,8 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
                  Override("matrix.seeds", [0, 1])]
     request = RunRequest(str(study), "smoke", overrides=overrides, reports=reports)
     with pytest.raises(KeyboardInterrupt):
-        study_runner.run_study(request, console, InterruptedOnFourthCell())
+        # Killed before the fourth cell of the whole study (the second member's second cell).
+        study_runner.run_study(request, console, stop_after(3))
     with ResultsStore(reports / "results.db") as store:
         [first] = store.runs("tiny")
         pca_before = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.pca")}
