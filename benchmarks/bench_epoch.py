@@ -77,7 +77,8 @@ class TimedProgress(RunProgress):
 
 
 def harness_epoch(suite, terminal: Console) -> tuple[float, float, float, str]:
-    """(recorded train seconds, its CPU seconds, whole cell seconds, training path) for the suite's first model."""
+    """(recorded train seconds, their CPU seconds, whole cell seconds, training path) for the suite's first
+    model."""
     cell = task_for("classify").plan(suite)[0]
     with tempfile.TemporaryDirectory() as folder, TimedProgress(terminal, 1) as progress:
         context = RunContext(Path(folder), progress, Path(folder))

@@ -143,3 +143,19 @@ def test_keras_fast_settings_train_to_the_same_losses(suite, splits):
     # The progress bar still counts every batch, in steps of 32 (101 batches: 3 x 32 + 5 per epoch).
     assert every_batch == [1] * (STEPS_PER_EPOCH + 1) * EPOCHS
     assert observed == [32, 32, 32, 5] * EPOCHS
+
+
+@pytest.mark.tensorflow
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
+def test_keras_fast_path_on_a_cpu_is_the_plain_arithmetic_bit_for_bit(splits):
+    """On a CPU the fast path only batches steps per call (no XLA): the same numbers exactly."""
+    from harness.backends.tensorflow import train
+
+    assert train.StepPlan.choose(TrainSettings(), "cpu") == train.StepPlan(steps_per_execution=32)
+    assert train.StepPlan.choose(TrainSettings(), "cuda").jit_compile is True
+    assert train.StepPlan.choose(TrainSettings(fast=False), "cuda") == train.StepPlan()
+    backend = get_backend("tensorflow")
+    fast, fast_losses, fast_val = train_losses(backend, "mlp_baseline", splits, fast=True)
+    plain, plain_losses, plain_val = train_losses(backend, "mlp_baseline", splits, fast=False)
+    assert (fast.path, plain.path) == ("fast: 32 steps per execution", "plain")
+    assert (fast_losses, fast_val) == (plain_losses, plain_val)
