@@ -12,10 +12,10 @@ it. ``--plain-path`` runs the cell with ``train.fast=false``.
 
 Each repeat times the plain script and the harness back to back (alternating which goes first) on the
 same data, and the ratio harness / plain is reported as a median over repeats, so machine noise that
-affects both cancels out. The process CPU time of each is recorded too: on a shared machine whose other
-load swings the wall clock by tens of percent, the CPU-time ratio still says whether the harness does
-more work (an upper bound: the harness side's CPU time covers its whole cell, predictions and figures
-included). Targets (issue 12, on the 2-core development CPU): torch MLP baseline <= 0.80, CNN baseline
+affects both cancels out. The process CPU time of each epoch is recorded too (the harness side's from
+its observer's epoch start to the epoch's end, the plain side's around its call): on a shared machine
+whose other load swings the wall clock by tens of percent, the CPU-time ratio still says whether the
+harness does more work. Targets (issue 12, on the 2-core development CPU): torch MLP baseline <= 0.80, CNN baseline
 <= 0.95; TensorFlow <= 1.0.
 """
 
@@ -35,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rich.console import Console  # noqa: E402
 
 from harness.backends import get_backend  # noqa: E402
+from harness.backends.metrics import EpochMetrics  # noqa: E402
 from harness.cells import RunContext  # noqa: E402
 from harness.executors.local import run_cell  # noqa: E402
-from harness.progress import RunProgress  # noqa: E402
+from harness.progress import CellObserver, RunProgress  # noqa: E402
 from harness.suite.overrides import Override  # noqa: E402
 from harness.tasks import load_suite, task_for  # noqa: E402
 from harness.tasks.training import suite_splits  # noqa: E402
@@ -54,10 +55,31 @@ def cell_suite(backend: str, suite_name: str, device: str, samples: int | None, 
     return load_suite(suite_name, "full", [Override(key, value, "bench_epoch") for key, value in overrides])
 
 
-def harness_epoch(suite, terminal: Console) -> tuple[float, float, str]:
-    """(recorded train seconds, whole cell seconds, training path) for the suite's first model."""
+class TimedObserver(CellObserver):
+    """The terminal's observer, also reading the process's CPU clock when the epoch starts and ends."""
+
+    cpu_seconds = 0.0
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        self.cpu_started = time.process_time()
+        super().start_epoch(epoch, batches)
+
+    def end_epoch(self, metrics: EpochMetrics) -> None:
+        TimedObserver.cpu_seconds = time.process_time() - self.cpu_started
+        super().end_epoch(metrics)
+
+
+class TimedProgress(RunProgress):
+    def start_cell(self, label: str, epochs: int | None = None) -> CellObserver:
+        super().start_cell(label, epochs)
+        return TimedObserver(self, epochs)
+
+
+def harness_epoch(suite, terminal: Console) -> tuple[float, float, float, str]:
+    """(recorded train seconds, their CPU seconds, whole cell seconds, training path) for the suite's first
+    model."""
     cell = task_for("classify").plan(suite)[0]
-    with tempfile.TemporaryDirectory() as folder, RunProgress(terminal, 1) as progress:
+    with tempfile.TemporaryDirectory() as folder, TimedProgress(terminal, 1) as progress:
         context = RunContext(Path(folder), progress, Path(folder))
         started = time.perf_counter()
         result = run_cell(cell, context)
@@ -65,7 +87,7 @@ def harness_epoch(suite, terminal: Console) -> tuple[float, float, str]:
         progress.finish_cell("done")
     if not result.ok:
         raise RuntimeError(f"the harness cell failed: {result.error}")
-    return result.record["train_seconds"], whole, result.record["train_path"]
+    return result.record["train_seconds"], TimedObserver.cpu_seconds, whole, result.record["train_path"]
 
 
 def plain_epoch(backend: str, model: str, splits, device: str) -> float:
@@ -87,12 +109,12 @@ def measure(backend: str, model: str, args: argparse.Namespace, terminal: Consol
         order = ("plain", "harness") if repeat % 2 == 0 else ("harness", "plain")
         seconds, cpu, whole, path = {}, {}, 0.0, ""
         for which in order:
-            cpu_started = time.process_time()
             if which == "plain":
+                cpu_started = time.process_time()
                 seconds[which] = plain_epoch(backend, model, splits, args.device)
+                cpu[which] = time.process_time() - cpu_started
             else:
-                seconds[which], whole, path = harness_epoch(suite, terminal)
-            cpu[which] = time.process_time() - cpu_started
+                seconds[which], cpu[which], whole, path = harness_epoch(suite, terminal)
         rows.append({"plain": seconds["plain"], "harness": seconds["harness"], "whole": whole,
                      "ratio": seconds["harness"] / seconds["plain"], "cpu_ratio": cpu["harness"] / cpu["plain"]})
         print(f"  {backend:<10} {model:<13} repeat {repeat + 1}: plain {seconds['plain']:.2f} s, harness "

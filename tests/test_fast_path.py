@@ -4,7 +4,7 @@ The fast path changes how a step runs (fused optimizer kernels, channels-last co
 captured CUDA graph; XLA and several steps per call on Keras), never the mathematics, so both paths
 must train the same model to the same losses up to float rounding. Rounding differences grow over
 training (each step starts from slightly different weights), so the tolerance is stated per epoch's
-mean training loss after 300 steps: 2% relative, plus 0.005 absolute for losses near zero. A real
+mean training loss over 300 steps: 2% relative, plus 0.005 absolute for losses near zero. A real
 change of mathematics (another epsilon, a missing bias, a wrong batch) moves them by far more.
 """
 
@@ -21,7 +21,7 @@ from harness.backends.base import SilentObserver
 from harness.suite.schema import TrainSettings
 from harness.tasks import load_suite
 
-STEPS_PER_EPOCH, EPOCHS, BATCH = 60, 5, 50  # 300 steps
+STEPS_PER_EPOCH, EPOCHS, BATCH = 100, 3, 50  # 300 steps
 RTOL, ATOL = 0.02, 0.005
 MODELS = ["mlp_baseline", "cnn_baseline"]
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -31,8 +31,9 @@ HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 def splits(mnist):
     from harness import data
 
-    # One short batch per epoch (3,030 = 60 x 50 + 30): the fast path must handle it too.
-    return data.split(mnist, validation_split=0.1, seed=0, train_samples=3367, test_samples=100)
+    # One short batch per epoch (5,030 = 100 x 50 + 30): the fast path must handle it too. Enough
+    # data that 3 epochs do not memorise it: once the loss nears zero, rounding decides the rest.
+    return data.split(mnist, validation_split=0.1, seed=0, train_samples=5589, test_samples=100)
 
 
 def spec(suite: str):
@@ -100,7 +101,7 @@ def test_the_graphed_step_replays_exactly_what_the_eager_step_computes(suite, sp
     assert graphed == eager
     assert path.endswith("CUDA graph")
     (graph,) = graphs
-    # Per epoch: 60 full batches and one short one; the first 3 full batches warm up, the 4th is captured.
+    # Per epoch: 100 full batches and one short one; the first 3 full batches warm up, the 4th is captured.
     assert (graph.captures, graph.replays) == (1, 2 * STEPS_PER_EPOCH - train.GRAPH_WARMUP_STEPS - 1)
 
 
@@ -140,6 +141,22 @@ def test_keras_fast_settings_train_to_the_same_losses(suite, splits):
     assert plain.path == "plain" and fast.path == "fast: XLA, 32 steps per execution"
     np.testing.assert_allclose(fast_losses, plain_losses, rtol=RTOL, atol=ATOL)
     assert plain_losses[-1] < 0.5 * plain_losses[0]
-    # The progress bar still counts every batch, in steps of 32 (61 batches: 32 + 29 per epoch).
+    # The progress bar still counts every batch, in steps of 32 (101 batches: 3 x 32 + 5 per epoch).
     assert every_batch == [1] * (STEPS_PER_EPOCH + 1) * EPOCHS
-    assert observed == [32, 29] * EPOCHS
+    assert observed == [32, 32, 32, 5] * EPOCHS
+
+
+@pytest.mark.tensorflow
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
+def test_keras_fast_path_on_a_cpu_is_the_plain_arithmetic_bit_for_bit(splits):
+    """On a CPU the fast path only batches steps per call (no XLA): the same numbers exactly."""
+    from harness.backends.tensorflow import train
+
+    assert train.StepPlan.choose(TrainSettings(), "cpu") == train.StepPlan(steps_per_execution=32)
+    assert train.StepPlan.choose(TrainSettings(), "cuda").jit_compile is True
+    assert train.StepPlan.choose(TrainSettings(fast=False), "cuda") == train.StepPlan()
+    backend = get_backend("tensorflow")
+    fast, fast_losses, fast_val = train_losses(backend, "mlp_baseline", splits, fast=True)
+    plain, plain_losses, plain_val = train_losses(backend, "mlp_baseline", splits, fast=False)
+    assert (fast.path, plain.path) == ("fast: 32 steps per execution", "plain")
+    assert (fast_losses, fast_val) == (plain_losses, plain_val)

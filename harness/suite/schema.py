@@ -66,8 +66,8 @@ class TrainSettings(_Strict):
     learning_rate: float = Field(1e-3, gt=0.0, description="Optimizer learning rate.")
     loss: Literal["cross_entropy"] = Field("cross_entropy", description="Training loss.")
     fast: bool = Field(True, description="The fast training step (fused optimizer, channels-last convolutions, "
-                       "CUDA graphs; XLA where it wins): same mathematics, float rounding may differ. false = "
-                       "the framework's defaults. The record's train_path says which ran.")
+                       "CUDA graphs; Keras: 32 steps per call, XLA on GPUs): same mathematics, float rounding "
+                       "may differ. false = the framework's defaults. The record's train_path says which ran.")
     target_accuracy: float | None = Field(None, gt=0.0, le=100.0, description="Validation accuracy (percent) "
                                           "whose first reaching is timed (seconds_to_target); None = not timed.")
 

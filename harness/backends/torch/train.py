@@ -157,7 +157,8 @@ class GraphedStep:
     ``graph`` is a :class:`CudaGraph`; tests pass an object with the same methods that calls the step.
     """
 
-    def __init__(self, eager: EagerStep, batch: int, heads: int, row_shape: tuple[int, ...], graph: "CudaGraph") -> None:
+    def __init__(self, eager: EagerStep, batch: int, heads: int, row_shape: tuple[int, ...],
+                 graph: "CudaGraph") -> None:
         self.eager, self.batch, self.graph = eager, batch, graph
         device = eager.images.device
         self.index = torch.zeros(batch, dtype=torch.int64, device=device)
