@@ -1,12 +1,14 @@
 """The exact linear-separability check on MNIST digit pairs, in parallel processes, timed.
 
     python benchmarks/bench_separability.py [--pairs 0-1,2-3,...] [--time-limit S] [--workers N]
-                                            [--deadline S] [--device cpu|cuda]
+                                            [--deadline S] [--device cpu|cuda] [--full-forms]
 
-For each pair (default: all 45) the report's perceptron is trained first (1000-iteration cap, zero
-initial weights, on ``--device``) only to choose which LP form goes first, as the ``perceptron``
-task does; then :func:`harness.algorithms.separability.decide_cached` runs in a pool of worker processes
-(HiGHS solves one LP per process). Prints each pair's verdict, form and solver seconds, and the
+For each pair (default: all 45) the report's perceptron is trained first (all pairs together, 1000-update
+cap, zero initial weights, on ``--device``), as the ``perceptron`` task does: its hyperplane is checked
+as a certificate and else starts the cutting-plane LP, and whether it converged chooses which full LP
+form goes first. Then :func:`harness.algorithms.separability.decide_cached` runs in a pool of worker
+processes (HiGHS solves one LP per process). ``--full-forms`` skips the hyperplane and the cutting
+plane: the full LPs alone, as before issue 12. Prints each pair's verdict, form and solver seconds, and the
 totals. Verdicts land in the harness cache (``$HARNESS_DATA/separability``), where the
 ``perceptron`` suite finds them: a machine with many cores can decide all pairs once for every later
 run. Workers still busy at ``--deadline`` seconds are stopped and their pairs reported as not done.
@@ -34,14 +36,17 @@ def _pair_rows(pair: tuple[int, int]):
     return perceptron.pair_data(splits.x_train, splits.y_train, pair)
 
 
-def _decide(job: tuple[tuple[int, int], tuple[str, ...], float]) -> tuple[tuple[int, int], dict, float]:
-    from harness.algorithms.separability import decide_cached
+def _decide(job: tuple) -> tuple[tuple[int, int], dict, float]:
+    from harness.algorithms import separability
 
-    pair, order, time_limit = job
+    pair, order, time_limit, hyperplane = job
     rows, signs = _pair_rows(pair)
     start = time.perf_counter()
-    verdict = decide_cached(rows, signs, time_limit=time_limit, order=order,
-                            label=f"mnist {pair[0]},{pair[1]} ({len(rows)} samples)")
+    if hyperplane is None:  # --full-forms: the full LPs only, and no cache
+        verdict = separability.decide(rows, signs, time_limit=time_limit, order=order, cutting_plane=False)
+    else:
+        verdict = separability.decide_cached(rows, signs, time_limit=time_limit, order=order, hyperplane=hyperplane,
+                                             label=f"mnist {pair[0]},{pair[1]} ({len(rows)} samples)")
     return pair, verdict.as_dict(), time.perf_counter() - start
 
 
@@ -52,17 +57,21 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--deadline", type=float, default=None, help="stop waiting after this many seconds")
     parser.add_argument("--device", default="cpu", help="where the perceptron that picks the order runs")
+    parser.add_argument("--full-forms", action="store_true", help="the full LP forms only (no hyperplane, no cache)")
     args = parser.parse_args()
     pairs = ([tuple(int(d) for d in item.split("-")) for item in args.pairs.split(",")] if args.pairs
              else list(combinations(range(10), 2)))
 
+    from harness import data
     from harness.algorithms import perceptron
 
+    splits = data.split(data.load("mnist", log=lambda message: None), validation_split=0.0, seed=0)
+    trained = perceptron.train_pairs(splits.x_train, splits.y_train, [perceptron.Run(pair, 0.08) for pair in pairs],
+                                     device=args.device)
     jobs = []
-    for pair in pairs:
-        rows, signs = _pair_rows(pair)
-        converged = perceptron.train(rows, signs, learning_rate=0.08, device=args.device).converged
-        jobs.append((pair, ("direct", "hull") if converged else ("hull", "direct"), args.time_limit))
+    for pair, result in zip(pairs, trained):
+        order = ("direct", "hull") if result.converged else ("hull", "direct")
+        jobs.append((pair, order, args.time_limit, None if args.full_forms else result.hyperplane))
     print(f"{len(jobs)} pairs, {args.workers} workers, {args.time_limit:g} s per form", flush=True)
 
     start = time.perf_counter()

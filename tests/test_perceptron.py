@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from harness.algorithms.perceptron import accuracy, pair_data, predict, train
+from harness.algorithms import perceptron
+from harness.algorithms.perceptron import Run, accuracy, pair_data, predict, train, train_pairs
 
 LR = 0.5  # a power of two keeps every hand-computed weight exact in float32
 
@@ -148,6 +149,112 @@ def test_rejects_bad_arguments():
         pair_data(np.zeros((2, 28, 28), np.uint8), np.array([1, 1]), (1, 1))
 
 
+# --- all pairs at once: train_pairs against train, int8 against float64 ---------------------------
+
+
+def digit_like(n=900, classes=4, side=8, seed=7):
+    """uint8 images of ``classes`` noisy templates, mostly dark like MNIST, and their labels."""
+    rng = np.random.default_rng(seed)
+    templates = rng.uniform(size=(classes, side, side)) ** 3
+    if classes > 3:
+        templates[3] = templates[2] * 0.9 + 0.1 * templates[3]  # classes 2 and 3 overlap: that pair hits the cap
+    labels = rng.integers(0, classes, size=n)
+    images = np.clip(templates[labels] + rng.normal(0, 0.25, size=(n, side, side)), 0, 1) ** 2
+    images[images < 0.15] = 0
+    return (images * 255).astype(np.uint8), labels
+
+
+@pytest.mark.parametrize("kernel", ["auto", "float64"])
+def test_all_pairs_together_equal_each_pair_alone(kernel):
+    images, labels = digit_like()
+    scaled = images.astype(np.float32) / np.float32(255.0)  # as harness.data scales them
+    pairs = [(0, 1), (2, 3), (1, 3), (3, 0), (2, 1)]
+    runs = [Run(pair, 0.08) for pair in pairs] + [Run((2, 3), 1.0), Run((0, 1), 0.004)]
+    together = train_pairs(scaled, labels, runs, max_iterations=60, threshold=0.02, kernel=kernel)
+    assert together[0].kernel == ("int8" if kernel == "auto" and perceptron.int8_kernel_works() else "float64")
+    for run, result in zip(runs, together):
+        rows, signs = pair_data(scaled, labels, run.pair)
+        alone = train(rows, signs, learning_rate=run.learning_rate, max_iterations=60, threshold=0.02)
+        # Exact integer arithmetic on the pixel grid: the same run to the bit.
+        assert result.losses == alone.losses, run
+        assert (result.iterations, result.converged) == (alone.iterations, alone.converged)
+        np.testing.assert_array_equal(result.weights, alone.weights)
+        assert result.bias == alone.bias
+        np.testing.assert_array_equal(result.hyperplane[0], alone.hyperplane[0])
+    assert any(r.converged for r in together) and any(not r.converged for r in together)
+
+
+def test_int8_and_float64_kernels_agree_on_mnist_sized_weights():
+    # Enough updates for the weights to need several base-256 digits (|v| > 2^16).
+    images, labels = digit_like(n=2000, classes=3, side=12, seed=2)
+    runs = [Run((0, 1), 0.1), Run((1, 2), 0.1), Run((0, 2), 0.1)]
+    fast = train_pairs(images, labels, runs, max_iterations=150, threshold=0.0, kernel="auto")
+    exact = train_pairs(images, labels, runs, max_iterations=150, threshold=0.0, kernel="float64")
+    assert max(float(np.abs(r.hyperplane[0]).max()) for r in exact) > 2**16 * 255
+    for a, b in zip(fast, exact):
+        assert a.losses == b.losses
+        np.testing.assert_array_equal(a.hyperplane[0], b.hyperplane[0])
+
+
+def test_rows_off_the_pixel_grid_and_random_initial_weights_run_in_float64():
+    rows, signs = blobs(n=120, gap=0.5, seed=1)
+    labels = (signs > 0).astype(int)
+    result, = train_pairs(rows, labels, [Run((0, 1), 0.05)], max_iterations=30)
+    alone = train(rows, signs, learning_rate=0.05, max_iterations=30)
+    assert result.kernel == "float64"
+    np.testing.assert_allclose(result.losses, alone.losses)
+    np.testing.assert_allclose(result.weights, alone.weights, rtol=1e-6, atol=1e-6)
+    images, labels = digit_like(n=300, classes=2)
+    seeded = train_pairs(images, labels, [Run((0, 1), 0.01, init_std=1.0, seed=3)], max_iterations=10)[0]
+    rows, signs = pair_data(images, labels, (0, 1))
+    alone = train(rows, signs, learning_rate=0.01, init_std=1.0, seed=3, max_iterations=10)
+    assert seeded.kernel == "float64"
+    np.testing.assert_allclose(seeded.losses, alone.losses)
+    with pytest.raises(ValueError, match="int8"):
+        train_pairs(images, labels, [Run((0, 1), 0.01, init_std=1.0)], kernel="int8")
+
+
+def test_a_run_that_converges_with_errors_left_goes_on_to_a_separating_hyperplane():
+    from harness.algorithms.separability import check_hyperplane
+
+    images, labels = digit_like(n=1500, classes=4, seed=4)
+    rows, signs = pair_data(images, labels, (0, 1))
+    threshold = 0.003
+    # (2, 3) hits the cap, so the passes go on: (0, 1) continues beside it at little cost.
+    result, capped = train_pairs(images, labels, [Run((0, 1), 0.08), Run((2, 3), 0.08)], max_iterations=400,
+                                 threshold=threshold)
+    alone = train(rows, signs, learning_rate=0.08, max_iterations=400, threshold=threshold)
+    assert result.losses == alone.losses and result.converged and 0 < result.final_loss <= threshold
+    assert not capped.converged and capped.separating is None
+    # The reported run is unchanged; the continued one reached zero errors and separates every sample.
+    w, b = result.separating
+    _, certified = check_hyperplane(rows.astype(np.float64), signs.astype(np.float64), w, b)
+    assert certified
+    assert not check_hyperplane(rows.astype(np.float64), signs.astype(np.float64), *result.hyperplane)[1]
+
+
+def test_int8_products_are_exact_whatever_the_strides():
+    import torch
+
+    if not perceptron.int8_kernel_works():
+        pytest.skip("torch._int_mm is not available or not exact here")
+    column = torch.randint(-2, 3, (500, 1), dtype=torch.int8)
+    rows = torch.randint(-128, 128, (500, 37), dtype=torch.int8)
+    # The transpose of an (n, 1) matrix: the shape torch 2.13's CPU _int_mm misread before the copy.
+    assert torch.equal(perceptron._int8_matmul(column.T, rows), column.T.to(torch.int32) @ rows.to(torch.int32))
+
+
+def test_train_pairs_rejects_bad_runs():
+    images, labels = digit_like(n=100, classes=2)
+    with pytest.raises(ValueError, match="two different classes"):
+        train_pairs(images, labels, [Run((1, 1), 0.1)])
+    with pytest.raises(ValueError, match="no samples of class 7"):
+        train_pairs(images, labels, [Run((0, 7), 0.1)])
+    with pytest.raises(ValueError, match="learning_rate"):
+        train_pairs(images, labels, [Run((0, 1), 0.0)])
+    assert train_pairs(images, labels, []) == []
+
+
 # --- the perceptron suite: planning, and end to end on a small subset ------------------------------
 
 
@@ -205,6 +312,10 @@ def test_perceptron_suite_smoke(reports, mnist, console):
     document = json.loads((outcome.folder / "results.json").read_text())
     curve = next(c for c in document["cells"] if c["record"]["learning_rate"] == 0.004)
     assert len(curve["artifacts"]["losses"]) == curve["record"]["iterations"] + 1
-    assert "| 2,3 |" in (outcome.folder / "table.md").read_text()
+    table_md = (outcome.folder / "table.md").read_text()
+    assert "| 2,3 |" in table_md
+    assert "Time per phase: perceptron" in table_md and "certificate checks" in table_md and "LP " in table_md
+    # One batch trained every run: all cells report it.
+    assert {row["batch_runs"] for row in rows} == {"5"}
     for name in ("pairs.md", "learning_curves.png", "weights.png"):
         assert (outcome.folder / name).stat().st_size > 500

@@ -1,4 +1,4 @@
-"""Tests for harness.algorithms.separability: both LP forms on small sets whose answer is known, and the cache."""
+"""Tests for harness.algorithms.separability: the LP forms and the cheaper routes on small sets whose answer is known, and the cache."""
 
 import json
 
@@ -23,7 +23,7 @@ def blobs(n=60, features=8, gap=2.0, seed=0):
 
 def test_separable_set_gets_a_checked_hyperplane():
     rows, signs = blobs()
-    verdict = decide(rows, signs, time_limit=30)
+    verdict = decide(rows, signs, time_limit=30, cutting_plane=False)
     assert verdict.verdict == "separable"
     assert verdict.form == "direct"
     # The LP asks for margins >= 1; HiGHS meets that to its tolerance.
@@ -32,7 +32,7 @@ def test_separable_set_gets_a_checked_hyperplane():
 
 
 def test_xor_is_inseparable_by_the_hull_form():
-    verdict = decide(XOR_ROWS, XOR_SIGNS, time_limit=30)
+    verdict = decide(XOR_ROWS, XOR_SIGNS, time_limit=30, cutting_plane=False)
     assert verdict.verdict == "inseparable"
     assert verdict.form == "hull"
     # The direct form is infeasible but gives no certificate, so the hull form has to answer.
@@ -44,16 +44,16 @@ def test_a_point_in_both_classes_makes_the_hulls_meet():
     rows, signs = blobs(n=20)
     rows = np.vstack([rows, rows[:1]])
     signs = np.append(signs, -signs[0])
-    verdict = decide(rows, signs, time_limit=30, order=("hull",))
+    verdict = decide(rows, signs, time_limit=30, order=("hull",), cutting_plane=False)
     assert verdict.verdict == "inseparable"
     assert verdict.certificate < 1e-12
 
 
 def test_an_infeasibility_claim_alone_leaves_the_pair_undecided():
     # Each form's infeasibility is the other answer, but without a certificate it is not trusted.
-    assert decide(XOR_ROWS, XOR_SIGNS, order=("direct",)).verdict == "undecided"
+    assert decide(XOR_ROWS, XOR_SIGNS, order=("direct",), cutting_plane=False).verdict == "undecided"
     rows, signs = blobs()
-    verdict = decide(rows, signs, order=("hull",))
+    verdict = decide(rows, signs, order=("hull",), cutting_plane=False)
     assert verdict.verdict == "undecided"
     assert verdict.form == ""
     assert verdict.attempts[0].outcome == "infeasible"
@@ -66,7 +66,19 @@ def test_a_failed_certificate_check_is_not_a_verdict(monkeypatch):
         x = np.zeros(3)  # w = 0, b = 0: every margin is 0
 
     monkeypatch.setattr(separability, "linprog", lambda *args, **kwargs: Fake())
-    verdict = decide(np.array([[0.0, 0.0], [5.0, 5.0]]), np.array([-1.0, 1.0]), order=("direct",))
+    verdict = decide(np.array([[0.0, 0.0], [5.0, 5.0]]), np.array([-1.0, 1.0]), order=("direct",),
+                     cutting_plane=False)
+    assert verdict.verdict == "undecided"
+    assert verdict.attempts[0].outcome == "feasible, check failed"
+
+
+def test_a_failed_check_in_the_cutting_plane_is_not_a_verdict(monkeypatch):
+    class Fake:
+        status, message = 0, "ok"
+        x = np.array([0.0, 0.0, 0.0, 0.5])  # w = 0, b = 0, "t = 0.5": every margin is really 0
+
+    monkeypatch.setattr(separability, "linprog", lambda *args, **kwargs: Fake())
+    verdict = decide(np.array([[0.0, 0.0], [5.0, 5.0]]), np.array([-1.0, 1.0]), order=())
     assert verdict.verdict == "undecided"
     assert verdict.attempts[0].outcome == "feasible, check failed"
 
@@ -91,7 +103,9 @@ def test_verdicts_are_cached_per_data_hash(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))  # the atomic write left nothing behind
 
 
-def test_undecided_verdicts_are_not_cached(tmp_path):
+def test_undecided_verdicts_are_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(separability, "CUT_FIRST", 0)  # no cutting plane: only the direct form, which cannot tell
+    monkeypatch.setattr(separability, "_cutting_plane", lambda *a: (None, None, separability.Attempt("cutting plane", "limit reached", 0.0)))
     verdict = decide_cached(XOR_ROWS, XOR_SIGNS, order=("direct",), folder=tmp_path)
     assert verdict.verdict == "undecided"
     assert not list(tmp_path.iterdir())
@@ -110,6 +124,121 @@ def test_few_samples_in_many_dimensions_get_a_well_scaled_hyperplane():
     rng = np.random.default_rng(2)
     rows = (rng.uniform(size=(30, 200)) > 0.8).astype(np.float64)
     signs = np.where(rng.uniform(size=30) > 0.5, 1.0, -1.0)
-    verdict = decide(rows, signs, time_limit=30, order=("direct",))
+    verdict = decide(rows, signs, time_limit=30, order=("direct",), cutting_plane=False)
     assert verdict.verdict == "separable"
     assert verdict.certificate == pytest.approx(1.0, abs=1e-6)
+
+
+# --- the cheaper routes: a given hyperplane, and the cutting plane --------------------------------
+
+
+def test_a_separating_hyperplane_is_the_certificate_and_no_lp_runs(monkeypatch):
+    rows, signs = blobs()
+    monkeypatch.setattr(separability, "linprog", lambda *a, **k: pytest.fail("an LP ran"))
+    w = np.zeros(rows.shape[1])
+    w[0] = 1.0
+    verdict = decide(rows, signs, hyperplane=(w, -0.5))
+    assert (verdict.verdict, verdict.form) == ("separable", "perceptron")
+    assert verdict.certificate > 0 and verdict.check_seconds >= 0
+    assert [(a.form, a.outcome) for a in verdict.attempts] == [("perceptron", "certified")]
+
+
+def test_a_hyperplane_that_misses_one_sample_is_no_certificate():
+    rows, signs = blobs()
+    w = np.zeros(rows.shape[1])
+    w[0] = 1.0
+    # A bias that puts the positive sample closest to the boundary on the wrong side.
+    closest = np.min(rows[signs > 0, 0])
+    verdict = decide(rows, signs, hyperplane=(w, -closest - 1e-3), time_limit=30)
+    assert verdict.attempts[0].outcome == "check failed"
+    assert (verdict.verdict, verdict.form) == ("separable", "direct, cutting plane")
+
+
+def test_a_margin_lost_to_rounding_is_not_trusted():
+    # w.x + b = 1e-17 in exact arithmetic, far below the rounding error of the float64 dot product.
+    rows = np.array([[1.0, 1.0], [0.0, 0.0]])
+    margins, certified = separability.check_hyperplane(rows, np.array([1.0, -1.0]), np.array([1.0, -1.0]), 1e-17)
+    assert not certified
+
+
+def cloud_pair(n=400, features=30, overlap=False, seed=3):
+    """Two clouds in [0, 1]^features: apart along a direction, or sharing a few samples (inseparable)."""
+    rng = np.random.default_rng(seed)
+    signs = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    direction = rng.uniform(-1, 1, features)
+    rows = rng.uniform(0, 1, size=(n, features))
+    score = rows @ direction
+    threshold = np.median(score)
+    signs = np.where(score > threshold, 1.0, -1.0)
+    if overlap:
+        # The mean of three positive samples joins the negatives: a point of both hulls.
+        mean = rows[np.flatnonzero(signs > 0)[:3]].mean(axis=0)
+        rows, signs = np.vstack([rows, mean]), np.append(signs, -1.0)
+    return rows, signs
+
+
+def test_cutting_plane_finds_a_separating_hyperplane_from_a_poor_start(monkeypatch):
+    monkeypatch.setattr(separability, "CUT_FIRST", 40)
+    monkeypatch.setattr(separability, "CUT_ADD", 40)
+    rows, signs = cloud_pair()
+    verdict = decide(rows, signs, time_limit=60, order=())
+    assert (verdict.verdict, verdict.form) == ("separable", "direct, cutting plane")
+    assert "rounds" in verdict.attempts[-1].detail
+    # The certificate is the smallest margin over all samples, checked here again.
+    assert verdict.certificate > 0
+
+
+def test_cutting_plane_proves_inseparability_with_a_hull_certificate(monkeypatch):
+    monkeypatch.setattr(separability, "CUT_FIRST", 40)
+    monkeypatch.setattr(separability, "CUT_ADD", 40)
+    rows, signs = cloud_pair(overlap=True)
+    verdict = decide(rows, signs, time_limit=60, order=())
+    assert (verdict.verdict, verdict.form) == ("inseparable", "hull, cutting plane")
+    assert verdict.certificate <= separability.HULL_TOLERANCE
+    # The full hull form agrees.
+    assert decide(rows, signs, order=("hull",), cutting_plane=False).verdict == "inseparable"
+
+
+def test_cutting_plane_matches_the_full_forms_on_random_sets():
+    rng = np.random.default_rng(11)
+    for trial in range(6):
+        rows, signs = cloud_pair(n=120, features=8, overlap=bool(trial % 2), seed=trial)
+        rows = np.round(rows * 255) / 255  # pixel-like
+        fast = decide(rows, signs, time_limit=60, order=())
+        full = decide(rows, signs, time_limit=60, cutting_plane=False,
+                      order=("hull", "direct") if trial % 2 else ("direct", "hull"))
+        assert fast.verdict == full.verdict != "undecided", (trial, fast, full)
+    assert rng is not None
+
+
+def test_hyperplane_is_passed_through_the_cache(tmp_path):
+    rows, signs = blobs()
+    w = np.zeros(rows.shape[1])
+    w[0] = 1.0
+    verdict = decide_cached(rows, signs, folder=tmp_path, hyperplane=(w, -0.5))
+    assert verdict.form == "perceptron" and not verdict.cached
+    again = decide_cached(rows, signs, folder=tmp_path)
+    assert again.cached and again.form == "perceptron" and again.check_seconds == verdict.check_seconds
+
+
+def test_a_nearly_separating_hyperplane_is_corrected_in_one_lp(monkeypatch):
+    rows, signs = cloud_pair(n=400, features=30)
+    # The true hyperplane, slightly tilted: a few samples on the wrong side.
+    rng = np.random.default_rng(0)
+    w, b = np.linalg.lstsq(np.c_[rows, np.ones(len(rows))], signs, rcond=None)[0][:-1], 0.0
+    b = -float(np.median(rows @ w))
+    w = w + rng.normal(0, 0.05 * np.abs(w).mean(), size=w.shape)
+    margins = signs * (rows @ w + b)
+    assert 0 < np.sum(margins <= 0) < 40
+    verdict = decide(rows, signs, hyperplane=(w, b), nearly=True, time_limit=60, order=())
+    assert (verdict.verdict, verdict.form) == ("separable", "direct, cutting plane")
+    assert [a.form for a in verdict.attempts] == ["perceptron", "cutting plane, correcting the perceptron"]
+
+
+def test_a_separating_hyperplane_from_the_continued_run_is_checked_first():
+    rows, signs = blobs()
+    good = np.zeros(rows.shape[1])
+    good[0] = 1.0
+    verdict = decide(rows, signs, hyperplane=(-good, 0.0), separating=(good, -0.5))
+    assert (verdict.verdict, verdict.form) == ("separable", "perceptron")
+    assert [(a.form, a.outcome) for a in verdict.attempts] == [("perceptron, continued", "certified")]

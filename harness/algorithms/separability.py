@@ -11,6 +11,24 @@ Two classic forms, each good at proving one answer:
   both hulls. HiGHS proves an intersection in about a minute, but struggles numerically on separable
   pairs.
 
+Before either, two cheaper routes (:func:`decide` with ``hyperplane=``):
+
+- **perceptron**: a hyperplane from elsewhere (the perceptron's; for one that converged with a few
+  training errors left, the hyperplane its continued updates reached with none) is checked on every
+  sample; if every margin is positive beyond rounding it is the certificate, and no LP runs.
+- **cutting plane**: the margin-maximising LP (``max t`` with ``y_i (w.x_i + b) >= t`` and
+  ``-1 <= w <= 1``) on a working set: the samples with the smallest margins under the starting
+  hyperplane. Its answer is checked on every sample; the samples it gets wrong (the most violated
+  first) join the working set and it is solved again, until none is violated ("separable") or the
+  working set's optimum is ``t = 0``: the working set is then inseparable, and the hull form on the
+  samples the LP's dual uses (a few hundred) gives the certificate for the whole set, since a point
+  of both hulls of a subset lies in both hulls of the set. Each LP has a few hundred to a few
+  thousand rows instead of one per sample. Where the starting hyperplane nearly separates (a converged
+  perceptron), the first LP is instead the smallest correction of it that separates the working set,
+  which keeps the samples outside the working set on their side: one or two rounds.
+
+If neither decides within the time limit, the two full forms above run as before.
+
 A solver's word is never taken alone. A verdict is given only with a certificate checked here in
 float64: for "separable" every margin of the returned hyperplane must be positive by more than the
 rounding error of computing it; for "inseparable" the two hull points (weights clipped to >= 0 and
@@ -75,6 +93,8 @@ class Verdict:
     """Smallest margin of the hyperplane (separable) or hull-point distance (inseparable)."""
     attempts: list[Attempt] = field(default_factory=list)
     cached: bool = False
+    check_seconds: float = 0.0
+    """Of ``seconds``, those spent checking certificates on every sample (the rest is solver time)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,12 +111,21 @@ def decide(
     *,
     time_limit: float = 120.0,
     order: tuple[Form, ...] = FORMS,
+    hyperplane: tuple[np.ndarray, float] | None = None,
+    separating: tuple[np.ndarray, float] | None = None,
+    nearly: bool = False,
+    cutting_plane: bool = True,
 ) -> Verdict:
     """Decide separability of ``rows`` (N, features) labelled ``signs`` in {-1, +1}.
 
-    Tries the forms in ``order``, each for at most ``time_limit`` seconds, and stops at the first
-    certified answer. Put "hull" first where inseparability is the likely answer: the direct form
-    can spend its whole limit failing to prove it.
+    ``separating`` and ``hyperplane`` (each ``(w, b)``, e.g. a perceptron's) are checked first: one
+    that separates every sample is the certificate. Otherwise (with ``cutting_plane``) the cutting-plane
+    LPs start from the samples ``hyperplane`` puts closest to or beyond it (the class means' hyperplane
+    without one): first, where it ``nearly`` separates (a converged perceptron), the smallest correction
+    of it that separates the working set, then the margin-maximising LP, together for at most
+    ``time_limit`` seconds. Then the full forms in ``order``, each for at most ``time_limit`` seconds,
+    until the first certified answer. Put "hull" first where inseparability is the likely answer: the
+    direct form can spend its whole limit failing to prove it.
     """
     x = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
     y = np.asarray(signs, dtype=np.float64)
@@ -105,17 +134,209 @@ def decide(
     if len(np.unique(y)) < 2:
         raise ValueError("need samples of both classes")
     attempts: list[Attempt] = []
+    checks = _Clock()
+
+    def verdict(answer: str, form: str, certificate: float | None) -> Verdict:
+        return Verdict(answer, form, _total(attempts), certificate, attempts, check_seconds=round(checks.seconds, 3))
+
+    margins = None
+    for candidate, name in ((separating, "perceptron, continued"), (hyperplane, "perceptron")):
+        if candidate is None:
+            continue
+        w, b = np.asarray(candidate[0], dtype=np.float64).reshape(-1), float(candidate[1])
+        start = time.perf_counter()
+        with checks:
+            candidate_margins, certified = check_hyperplane(x, y, w, b)
+        detail = (f"smallest margin {candidate_margins.min():.3g} "
+                  f"({int(np.sum(candidate_margins <= 0))} samples on or beyond it)")
+        attempts.append(Attempt(name, "certified" if certified else "check failed",
+                                round(time.perf_counter() - start, 3), detail))
+        if certified:
+            return verdict("separable", "perceptron", float(candidate_margins.min()))
+        if candidate is hyperplane:
+            margins, start_plane = candidate_margins, (w, b)
+    if cutting_plane:
+        started = time.perf_counter()
+        if margins is None:
+            start_plane = _means_hyperplane(x, y)
+            margins = y * (x @ start_plane[0] + start_plane[1])
+        if nearly and hyperplane is not None:
+            answer, certificate, attempt = _cutting_plane(x, y, margins, time_limit / 2, checks,
+                                                          _Correction(x, y, *start_plane))
+            attempts.append(attempt)
+            if answer is not None:
+                return verdict(answer, "direct, cutting plane", certificate)
+        left = time_limit - (time.perf_counter() - started)
+        answer, certificate, attempt = _cutting_plane(x, y, margins, left, checks, _MaxMargin())
+        attempts.append(attempt)
+        if answer is not None:
+            form = "hull" if answer == "inseparable" else "direct"
+            return verdict(answer, f"{form}, cutting plane", certificate)
     for form in order:
         solve = {"direct": _direct, "hull": _hull}[form]
-        verdict, certificate, attempt = solve(x, y, time_limit)
+        answer, certificate, attempt = solve(x, y, time_limit)
         attempts.append(attempt)
-        if verdict is not None:
-            return Verdict(verdict, form, _total(attempts), certificate, attempts)
-    return Verdict("undecided", "", _total(attempts), None, attempts)
+        if answer is not None:
+            return verdict(answer, form, certificate)
+    return verdict("undecided", "", None)
 
 
 def _total(attempts: list[Attempt]) -> float:
     return round(sum(attempt.seconds for attempt in attempts), 3)
+
+
+def check_hyperplane(x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float) -> tuple[np.ndarray, bool]:
+    """Every margin ``y_i (w.x_i + b)`` in float64, and whether each is positive beyond its rounding error.
+
+    ``|fl(w.x + b) - (w.x + b)| <= (d + 1) * eps * (sum |w_j x_j| + |b|)`` (Higham's dot-product bound,
+    whatever the summation order), so a margin above that bound is positive in exact arithmetic.
+    """
+    margins = y * (x @ w + b)
+    rounding = (x.shape[1] + 1) * np.finfo(np.float64).eps * (np.abs(x) @ np.abs(w) + abs(b))
+    return margins, bool(np.all(margins > rounding))
+
+
+class _Clock:
+    """Adds up the seconds spent inside ``with`` blocks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+
+def _means_hyperplane(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """The hyperplane halfway between the class means, normal to their difference."""
+    positive, negative = x[y > 0].mean(axis=0), x[y < 0].mean(axis=0)
+    w = positive - negative
+    return w, -float(w @ (positive + negative)) / 2
+
+
+#: Cutting plane: the first working set, and how many of the most violated samples join it per round.
+CUT_FIRST = 600
+CUT_ADD = 600
+#: Below this optimum ``t`` (margins with |w| <= 1 per pixel in [0, 1]) the working set counts as inseparable.
+CUT_ZERO = 1e-9
+
+
+class _MaxMargin:
+    """max t s.t. y_i (w.x_i + b) >= t, -1 <= w <= 1, t <= 1 (variables w, b, t) on the working set.
+
+    Always feasible; an optimum t <= CUT_ZERO means the working set is inseparable, and the samples
+    with a nonzero dual value are where its hulls meet.
+    """
+
+    name = "cutting plane"
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, time_limit: float):
+        n, d = x.shape
+        a_ub = sp.hstack([sp.csr_matrix(-y[:, None] * x), sp.csr_matrix(-y[:, None]), sp.csr_matrix(np.ones((n, 1)))],
+                         format="csr")
+        objective = np.zeros(d + 2)
+        objective[-1] = -1.0
+        result = linprog(objective, A_ub=a_ub, b_ub=np.zeros(n), bounds=[(-1, 1)] * d + [(None, None), (None, 1)],
+                         method="highs-ipm", options={"time_limit": float(max(time_limit, 1.0))})
+        if result.status != 0 or result.x is None:
+            return "failed", result
+        if float(result.x[-1]) <= CUT_ZERO:
+            marginals = getattr(getattr(result, "ineqlin", None), "marginals", None)
+            return "inseparable", None if marginals is None else -np.asarray(marginals) > 0
+        return "hyperplane", (result.x[:-2], float(result.x[-2]))
+
+
+class _Correction:
+    """The smallest change (in |.|_1) of a given hyperplane that separates the working set with margin 1.
+
+    ``y_i (s p_i + d.x_i + b) >= 1`` with ``p_i`` the given hyperplane's scores scaled to [-1, 1], ``s >= 0``
+    and ``b`` free, minimising ``|d|_1``: where the hyperplane nearly separates, the correction stays small
+    and the samples outside the working set keep their side. Infeasible where the working set is not
+    separable: then the margin-maximising LP takes over.
+    """
+
+    name = "cutting plane, correcting the perceptron"
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float):
+        scores = x @ w + b
+        self.scale = float(np.abs(scores).max()) or 1.0
+        self.scores = scores / self.scale
+        self.w, self.b = w, b
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, time_limit: float, working: np.ndarray):
+        n, d = x.shape
+        signs = y[:, None]
+        a_ub = sp.hstack([sp.csr_matrix(-signs * self.scores[working][:, None]), sp.csr_matrix(-signs),
+                          sp.csr_matrix(-signs * x), sp.csr_matrix(signs * x)], format="csr")
+        objective = np.concatenate([[0.0, 0.0], np.ones(2 * d)])
+        result = linprog(objective, A_ub=a_ub, b_ub=-np.ones(n), bounds=[(0, None), (None, None)] + [(0, None)] * (2 * d),
+                         method="highs", options={"time_limit": float(max(time_limit, 1.0))})
+        if result.status != 0 or result.x is None:
+            return "failed", result
+        return "correction", (float(result.x[0]), float(result.x[1]), result.x[2:2 + d] - result.x[2 + d:])
+
+
+def _cutting_plane(x: np.ndarray, y: np.ndarray, margins: np.ndarray, time_limit: float, checks: _Clock, solve):
+    """The cutting-plane scheme of the module notes with the LP ``solve``, from the samples with the smallest ``margins``."""
+    start = time.perf_counter()
+    used = np.flatnonzero(np.any(x != 0, axis=0))
+    reduced = x[:, used]
+    order = np.argsort(margins, kind="stable")
+    working = np.sort(order[:CUT_FIRST])
+    rounds = 0
+    outcome, detail = "limit reached", ""
+    while True:
+        spent = time.perf_counter() - start
+        if spent >= time_limit:
+            break
+        if len(np.unique(y[working])) < 2:  # one class only: take the other's closest samples too
+            other = order[y[order] != y[working[0]]][:CUT_ADD]
+            working = np.union1d(working, other)
+        rounds += 1
+        if isinstance(solve, _Correction):
+            kind, found = solve(reduced[working], y[working], time_limit - spent, working)
+        else:
+            kind, found = solve(reduced[working], y[working], time_limit - spent)
+        if kind == "failed":
+            outcome = _STATUS.get(found.status, str(found.status))
+            detail = f"round {rounds}, {len(working)} samples: {found.message}"
+            break
+        if kind == "inseparable":
+            # The working set is inseparable: the hull form on the samples its dual uses, else on all of it.
+            supports = [working] if found is None else [working[found], working]
+            for support in supports:
+                answer, certificate, attempt = _hull(x[support], y[support], max(time_limit - spent, 1.0))
+                if answer is not None:
+                    detail = (f"{rounds} rounds, last {len(working)} samples; hull form on {len(support)} of them: "
+                              f"{attempt.detail}")
+                    return answer, certificate, Attempt(solve.name, "certified", round(time.perf_counter() - start, 3),
+                                                        detail)
+            outcome, detail = "feasible, check failed", f"round {rounds}: optimum 0 but no hull certificate"
+            break
+        w = np.zeros(x.shape[1])
+        if kind == "correction":
+            scale, shift, change = found
+            w = solve.w * (scale / solve.scale)
+            w[used] += change
+            b = solve.b * scale / solve.scale + shift
+        else:
+            w[used], b = found
+        with checks:
+            margins, certified = check_hyperplane(x, y, w, b)
+        if certified:
+            detail = f"{rounds} rounds, last {len(working)} samples; smallest margin {margins.min():.3g}"
+            return "separable", float(margins.min()), Attempt(solve.name, "certified",
+                                                              round(time.perf_counter() - start, 3), detail)
+        candidates = np.argsort(margins, kind="stable")
+        fresh = candidates[~np.isin(candidates, working)][:CUT_ADD]
+        if len(fresh) == 0:
+            outcome, detail = "feasible, check failed", f"round {rounds}: every sample already in the working set"
+            break
+        working = np.union1d(working, fresh)
+    return None, None, Attempt(solve.name, outcome, round(time.perf_counter() - start, 3),
+                               detail or f"{rounds} rounds, {len(working)} samples")
 
 
 def _direct(x: np.ndarray, y: np.ndarray, time_limit: float):
@@ -150,12 +371,10 @@ def _direct(x: np.ndarray, y: np.ndarray, time_limit: float):
         w = np.zeros(d)
         w[used] = solution[:-1]
         b = float(solution[-1])
-        margins = y * (x @ w + b)
-        # |fl(w.x + b) - (w.x + b)| <= (d + 1) * eps * (sum |w_j x_j| + |b|) (Higham, dot-product bound).
-        rounding = (d + 1) * np.finfo(np.float64).eps * (np.abs(x) @ np.abs(w) + abs(b))
+        margins, certified = check_hyperplane(x, y, w, b)
         smallest = float(margins.min())
         detail = f"smallest margin {smallest:.3g}, |w| {np.linalg.norm(w):.3g}"
-        if bool(np.all(margins > rounding)):
+        if certified:
             return "separable", smallest, Attempt(form, "certified", round(spent, 3), detail)
         if spent >= time_limit:
             break
@@ -218,8 +437,13 @@ def decide_cached(
     order: tuple[Form, ...] = FORMS,
     label: str = "",
     folder: Path | None = None,
+    hyperplane: tuple[np.ndarray, float] | None = None,
+    separating: tuple[np.ndarray, float] | None = None,
+    nearly: bool = False,
 ) -> Verdict:
     """:func:`decide`, reading and writing the on-disk cache; ``label`` (e.g. "mnist 2,3") is stored for readers.
+
+    A cached verdict is certified data of the same hash, whichever route decided it.
 
     Only decided verdicts are cached: an undecided one may be decided with a longer time limit. One
     file per data hash, replaced atomically, so concurrent cells never lose each other's verdicts.
@@ -233,7 +457,8 @@ def decide_cached(
             return Verdict.from_dict({**stored["verdict"], "cached": True})
     except (OSError, ValueError, KeyError, TypeError):
         pass  # missing or unreadable: decide again and overwrite
-    verdict = decide(rows, signs, time_limit=time_limit, order=order)
+    verdict = decide(rows, signs, time_limit=time_limit, order=order, hyperplane=hyperplane, separating=separating,
+                     nearly=nearly)
     if verdict.verdict != "undecided":
         _write_atomically(path, {"version": CACHE_VERSION, "label": label, "verdict": verdict.as_dict()})
     return verdict
