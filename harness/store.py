@@ -339,6 +339,12 @@ class ResultsStore:
         with self._transaction():
             self._check_owner(run_id)
 
+    def forget_host(self, host: str) -> None:
+        """Drop every lease held on ``host``: the caller knows all its processes have ended (a container
+        that exited), so their runs are resumable now rather than after :data:`LEASE_TIMEOUT`."""
+        with self._transaction():
+            self._db.execute("DELETE FROM leases WHERE host = ?", (host,))
+
     def release(self, run_id: str) -> None:
         """Give up the lease on a run (it stays resumable when unfinished)."""
         stop, thread = self._beating.pop(run_id, (None, None))

@@ -155,7 +155,10 @@ class InterruptedAfterFirstResult:
 @needs_ray
 @pytest.mark.slow
 def test_ray_gives_the_numbers_local_gives_and_ctrl_c_then_resume_works_across_executors(
-        tmp_path, mnist, console, local_ray):
+        tmp_path, mnist, console, local_ray, monkeypatch):
+    # The same numbers need the same arithmetic: one framework thread on both sides (threads_per_cell=1
+    # below), since a reduction split over two threads rounds differently.
+    monkeypatch.setenv("HARNESS_THREADS", "1")
     local = runner.run(tiny(tmp_path / "local"), console)
     by_local = {s.cell.key: s.result for s in stored(tmp_path / "local")[1]}
 
@@ -238,7 +241,7 @@ def test_a_dead_worker_node_loses_and_doubles_no_cell(tmp_path, mnist, console, 
     outcome = runner.run(tiny(reports), console, executor)
     assert executor.killed is not None and outcome.failed == []
     run, cells = stored(reports)
-    assert run.status == "complete"
+    assert run.status == "partial"  # every cell asked for is done; the suite's other models were not asked for
     assert sorted(s.cell.model for s in cells) == sorted(MODELS)  # each cell once: none lost, none doubled
     assert all(s.result.ok for s in cells)
     with open(outcome.folder / "results.csv") as handle:

@@ -141,6 +141,22 @@ def test_a_dead_owners_run_is_resumed_and_its_leftover_temporary_files_removed(t
     assert not leftover.exists()
 
 
+def test_the_leases_of_an_exited_container_are_forgotten_at_once(tmp_path):
+    # A container's processes cannot be checked from the host; its launcher knows when it exited.
+    with ResultsStore(tmp_path / "results.db") as store:
+        store.create_run(make_run("r1"))
+        store.create_run(make_run("r2"))
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        db.execute("INSERT INTO leases VALUES ('r1', 't1', 7, 'container-1', 'then', ?)", (time.time(),))
+        db.execute("INSERT INTO leases VALUES ('r2', 't2', 7, 'container-2', 'then', ?)", (time.time(),))
+    with ResultsStore(tmp_path / "results.db") as store:
+        assert store.lease("r1").live()
+        store.forget_host("container-1")
+        assert store.lease("r1") is None and store.lease("r2").live()
+        run, resumed, passed = store.open_run("s", "abc", None, new_run())
+        assert (run.run_id, resumed, [p.run_id for p in passed]) == ("r1", True, ["r2"])
+
+
 def test_a_writer_that_lost_its_lease_writes_nothing(tmp_path):
     with ResultsStore(tmp_path / "results.db") as first, ResultsStore(tmp_path / "results.db") as second:
         first.open_run("s", "abc", None, new_run("r1"))

@@ -81,6 +81,7 @@ def launch(
     console.print(f"running harness {' '.join(command)} in {chosen.tag} ({short_id(image)})"
                   + (f" as {user}" if user else ""), markup=False, highlight=False)
     container = docker_client.containers.run(image, command, detach=True, **options)
+    hostname = container.attrs.get("Config", {}).get("Hostname")
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     try:
         for line in log_lines(container.logs(stream=True, follow=True)):
@@ -95,6 +96,8 @@ def launch(
         raise
     finally:
         quietly(lambda: container.remove(force=True))
+        if hostname:
+            forget_leases(reports_dir, hostname)
     code = status.get("StatusCode", -1)
     if code != 0:
         raise UserError(failure_message(exit_summary(chosen.kind, code, oom, reports_dir), tail))
@@ -148,6 +151,17 @@ def hand_over(folder: Path, ids: tuple[int, int]) -> None:
         stat = path.lstat()
         if stat.st_uid == 0 and not path.is_symlink():
             os.chown(path, *ids, follow_symlinks=False)
+
+
+def forget_leases(reports_dir: Path, hostname: str) -> None:
+    """The container has exited, killed or not: every run lease its processes held is dead, so the
+    same command resumes its run at once rather than after the lease timeout (the store cannot see
+    into another host's processes)."""
+    from harness.store import ResultsStore
+
+    if (reports_dir / "results.db").is_file():
+        with ResultsStore(reports_dir / "results.db") as store:
+            store.forget_host(hostname)
 
 
 def run_options(chosen: Flavour, image: str, reports_dir: Path, data_dir: Path, user: str | None) -> dict[str, Any]:
