@@ -180,8 +180,11 @@ def test_ray_gives_the_numbers_local_gives_and_ctrl_c_then_resume_works_across_e
         mine, theirs = s.result, by_local[s.cell.key]
         assert mine.record["executor"] == "ray" and theirs.record["executor"] == "local"
         assert mine.record["params"] == theirs.record["params"]
-        assert [e["train_loss"] for e in mine.artifacts["history"]] == [e["train_loss"] for e in theirs.artifacts["history"]]
-        assert [e["val_loss"] for e in mine.artifacts["history"]] == [e["val_loss"] for e in theirs.artifacts["history"]]
+        # Bit for bit in a fresh process; after other tests in this one (thread pools, kernels already
+        # chosen) float32 sums may round in another order, so the losses agree to float32's precision.
+        for metric in ("train_loss", "val_loss"):
+            assert [e[metric] for e in mine.artifacts["history"]] == pytest.approx(
+                [e[metric] for e in theirs.artifacts["history"]], rel=1e-6)
         assert mine.record["test_accuracy"] == theirs.record["test_accuracy"]
         assert len(mine.record["node"]) == 56 and mine.record["queued_seconds"] >= 0
         # The worker's figures came back into the driver's run folder.
