@@ -85,22 +85,18 @@ def plan_study(request: runner.RunRequest) -> tuple[Study, list[tuple[runner.Run
 
 def open_study_run(store: ResultsStore, study: Study, request: runner.RunRequest, settings: str,
                    members: list[str]) -> RunInfo:
-    """The study run to continue (the one asked for, or an unfinished one of the same settings) or a new one."""
-    if request.resume not in (None, "no"):
-        found = store.run(request.resume)
-        if found.suite != study.name or found.config_hash != settings:
-            raise UserError(f"resume={request.resume}: that run has other settings; start a new run with resume=no")
-        return found
-    if request.resume is None:
-        unfinished = store.latest_run(study.name, settings, unfinished=True)
-        if unfinished is not None:
-            return unfinished
-    run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{settings[:6]}"
-    while any(r.run_id == run_id for r in store.runs(study.name)):
-        run_id += "x"
-    config = {"study": study.resolved(), "members": {name: member_run_id(run_id, name) for name in members}}
-    run = RunInfo(run_id, study.name, request.profile, settings, now(), None, "running", config, {"wall_seconds": {}})
-    store.create_run(run)
+    """The study run to continue (the one asked for, or an unfinished one of the same settings that no live
+    process is writing) or a new one; leased to this process like any run (:meth:`ResultsStore.open_run`)."""
+
+    def new_run() -> RunInfo:
+        run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{settings[:6]}"
+        config = {"study": study.resolved(), "members": {name: member_run_id(run_id, name) for name in members}}
+        return RunInfo(run_id, study.name, request.profile, settings, now(), None, "running", config,
+                       {"wall_seconds": {}})
+
+    run, _, _ = store.open_run(study.name, settings, request.resume, new_run)
+    if run.suite != study.name or run.config_hash != settings:
+        raise UserError(f"resume={request.resume}: that run has other settings; start a new run with resume=no")
     return run
 
 
@@ -109,30 +105,28 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
     study, planned = plan_study(request)
     settings = config_hash(study, request.profile, {name: hashed for _, name, hashed in planned})
     database = request.reports / "results.db"
+    # One store for the whole study: it holds the study run's lease while the members run.
     with ResultsStore(database) as store:
         study_run = open_study_run(store, study, request, settings, [name for _, name, _ in planned])
-    console.print(f"study {study.name} ({request.profile}), run {study_run.run_id}: "
-                  f"{', '.join(name for _, name, _ in planned)}", markup=False)
-    outcomes = []
-    for member_request, name, _ in planned:
-        run_id = member_run_id(study_run.run_id, name)
-        with ResultsStore(database) as store:
+        console.print(f"study {study.name} ({request.profile}), run {study_run.run_id}: "
+                      f"{', '.join(name for _, name, _ in planned)}", markup=False)
+        outcomes = []
+        for member_request, name, _ in planned:
+            run_id = member_run_id(study_run.run_id, name)
             existing = {r.run_id: r for r in store.runs(name)}.get(run_id)
+            if existing is not None and existing.status == "complete":
+                console.print(f"{name}: complete in run {run_id}, skipped", markup=False)
+                outcomes.append(MemberOutcome(name, run_id, 0, len(store.cells(run_id)), []))
+                continue
             if existing is None:
                 # The member run is created here with the study's id; the runner then resumes into it.
                 suite = runner.plan(member_request)[0]
                 store.create_run(RunInfo(run_id, name, suite.profile, suite.config_hash, now(), None, "running",
                                          suite.resolved(), {}))
-        if existing is not None and existing.status == "complete":
-            console.print(f"{name}: complete in run {run_id}, skipped", markup=False)
-            with ResultsStore(database) as store:
-                outcomes.append(MemberOutcome(name, run_id, 0, len(store.cells(run_id)), []))
-            continue
-        started = time.monotonic()
-        outcome = runner.run(replace(member_request, resume=run_id), console, executor)
-        add_wall_time(database, study_run.run_id, name, time.monotonic() - started)
-        outcomes.append(MemberOutcome(name, run_id, outcome.ran, outcome.skipped, outcome.failed))
-    with ResultsStore(database) as store:
+            started = time.monotonic()
+            outcome = runner.run(replace(member_request, resume=run_id), console, executor)
+            add_wall_time(store, study_run.run_id, name, time.monotonic() - started)
+            outcomes.append(MemberOutcome(name, run_id, outcome.ran, outcome.skipped, outcome.failed))
         failed = any(store.run(m.run_id).status != "complete" for m in outcomes)
         store.update_run(study_run.run_id, status="failed" if failed else "complete")
         study_run = store.run(study_run.run_id)
@@ -140,15 +134,14 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
     return StudyOutcome(study_run, document, outcomes)
 
 
-def add_wall_time(database: Path, study_run_id: str, suite: str, seconds: float) -> None:
+def add_wall_time(store: ResultsStore, study_run_id: str, suite: str, seconds: float) -> None:
     """Add a member's wall time to the study run's (a resumed member adds each attempt's)."""
-    with ResultsStore(database) as store:
-        run = store.run(study_run_id)
-        environment = dict(run.environment)
-        walls = dict(environment.get("wall_seconds", {}))
-        walls[suite] = walls.get(suite, 0.0) + seconds
-        environment["wall_seconds"] = walls
-        store.update_run(study_run_id, status=run.status, environment=environment)
+    run = store.run(study_run_id)
+    environment = dict(run.environment)
+    walls = dict(environment.get("wall_seconds", {}))
+    walls[suite] = walls.get(suite, 0.0) + seconds
+    environment["wall_seconds"] = walls
+    store.update_run(study_run_id, status=run.status, environment=environment)
 
 
 def is_study_run(run: RunInfo) -> bool:
