@@ -59,6 +59,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from harness.backends.torch.train import synchronize
+
 LOSS_THRESHOLD = 0.001
 MAX_ITERATIONS = 1000
 
@@ -163,9 +165,9 @@ def train(
     initial = torch.randn(dense.shape[1], generator=generator, dtype=torch.float64) * init_std
     v = (initial * (denominator / learning_rate)).to(device)
     c = torch.zeros((), dtype=torch.float64, device=device)
-    _sync(device)
+    synchronize(device)
     forward @ v  # warm-up: the first sparse product allocates its workspace
-    _sync(device)
+    synchronize(device)
 
     start = time.perf_counter()
     losses: list[float] = []
@@ -182,7 +184,7 @@ def train(
         v += step @ dense[wrong]
         c += denominator**2 * step.sum()
         iterations += 1
-    _sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     return _result(v.cpu().numpy(), float(c), learning_rate, denominator, losses, threshold, seconds)
 
@@ -377,7 +379,7 @@ class _JointLoop:
         self.separating: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         iterations = 0
         plan = self._plan(active)
-        _sync(self.device)
+        synchronize(self.device)
         start = time.perf_counter()
         while active:
             int8 = self.kernel == "int8" and self._split_weights()
@@ -421,7 +423,7 @@ class _JointLoop:
             self.v[keep] += step_v[keep]
             self.c[keep] += self.denominator**2 * step_c[keep]
             iterations += 1
-        _sync(self.device)
+        synchronize(self.device)
         total = time.perf_counter() - start
         table = torch.stack(history).cpu().numpy() if history else np.zeros((0, jobs))
         losses_per_job = [table[: finished_at[j] + 1, j].tolist() for j in range(jobs)]
@@ -586,7 +588,3 @@ def _forward_matrix(dense: torch.Tensor) -> torch.Tensor:
             check_invariants=False,  # built from a valid CSR tensor; the check would cost a pass
         )
 
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)

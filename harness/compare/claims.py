@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from statistics import fmean
 from typing import Any
 
 from harness.cells import StoredCell
@@ -172,7 +173,7 @@ def _greater(claim: Claim, comparison: Comparison, cells: Sequence[StoredCell]) 
         lower = _by_seed((s for s in group if matches(s, comparison.lower)), metric)
         if min(len(higher), len(lower)) < 2:
             return Part(where, NOT_TESTED, min(len(higher), len(lower)),
-                        _mean(higher.values()) - _mean(lower.values()) if higher and lower else None,
+                        fmean(higher.values()) - fmean(lower.values()) if higher and lower else None,
                         note="needs 2+ seeds on each side")
         paired = higher.keys() == lower.keys()
         a, b = list(higher.values()), list(lower.values())
@@ -185,15 +186,10 @@ def _greater(claim: Claim, comparison: Comparison, cells: Sequence[StoredCell]) 
                              for side in ("greater", "less"))
         interval = two_sided.confidence_interval(CONFIDENCE)
         return Part(where, _verdict(greater, less, claim.alpha), len(a) if paired else len(a) + len(b),
-                    _mean(a) - _mean(b), (float(interval.low), float(interval.high)), name, _p(greater), _p(less))
+                    fmean(a) - fmean(b), (float(interval.low), float(interval.high)), name, _p(greater), _p(less))
 
     label = f"{_describe(comparison.higher)} > {_describe(comparison.lower)} on {metric}"
     return _per_configuration(label, cells, test)
-
-
-def _mean(values: Iterable[float]) -> float:
-    values = list(values)
-    return sum(values) / len(values)
 
 
 def _p(value: float) -> float | None:
@@ -218,8 +214,8 @@ def _correlation(claim: Claim, cells: Sequence[StoredCell]) -> list[Part]:
             x, y = stored.record.get(claim.x), stored.record.get(claim.y)
             if isinstance(x, (int, float)) and isinstance(y, (int, float)):
                 points.setdefault(stored.cell.model, []).append((float(x), float(y)))
-        xs = [_mean(x for x, _ in values) for values in points.values()]
-        ys = [_mean(y for _, y in values) for values in points.values()]
+        xs = [fmean(x for x, _ in values) for values in points.values()]
+        ys = [fmean(y for _, y in values) for values in points.values()]
         if len(xs) < 3:
             return Part(where, NOT_TESTED, len(xs), note="needs 3+ models")
         rho = stats.spearmanr(xs, ys).statistic

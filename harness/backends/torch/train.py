@@ -75,10 +75,10 @@ def make_optimizer(model: nn.Module, train: "TrainSettings", plan: StepPlan = St
     return torch.optim.SGD(model.parameters(), lr=train.learning_rate, **fast)
 
 
-def synchronize(device: str) -> None:
+def synchronize(device: "str | torch.device") -> None:
     """Wait for queued GPU work, so that a clock read afterwards measures it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def head_targets(labels: np.ndarray, heads: "Sequence[Head] | None", device: str) -> list[torch.Tensor]:
