@@ -241,3 +241,24 @@ def test_kills_at_random_moments_lose_and_duplicate_nothing(tmp_path, mnist):
     assert (summary["cells_lost"], summary["cells_duplicated"]) == (0, 0)
     assert report.csv_mismatches == [] and report.leftovers == [] and report.leases_left == 0
     assert summary["runs"] >= 1 and summary["cells_per_run"] == 4
+
+
+def test_results_files_are_rewritten_at_most_every_interval_and_when_the_loop_ends(reports, tiny, mnist, console,
+                                                                                  stop_after, monkeypatch):
+    # Rewriting every cell's files after each cell is quadratic; a crash or Ctrl-C must still leave
+    # the files holding every cell the store has.
+    writes = []
+    original = runner.write_run_files
+    monkeypatch.setattr(runner, "write_run_files", lambda folder, run, cells, columns: (
+        writes.append(len(cells)), original(folder, run, cells, columns)))
+    monkeypatch.setattr(runner, "RESULTS_FILES_INTERVAL", 3600.0)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(RunRequest(tiny, "smoke", reports=reports), console, stop_after(3))
+    assert writes == [3]  # none while the cells ran; once, with all three, as the loop was left
+    [folder] = [path.parent for path in reports.rglob("results.csv")]
+    assert len((folder / "results.csv").read_text().splitlines()) == 1 + 3
+
+    monkeypatch.setattr(runner, "RESULTS_FILES_INTERVAL", 0.0)
+    writes.clear()
+    runner.run(RunRequest(tiny, "smoke", reports=reports), console)
+    assert writes == [4, 4]  # the resumed cell (an interval of 0: after each), then the final render
