@@ -319,3 +319,34 @@ def test_perceptron_suite_smoke(reports, mnist, console):
     assert {row["batch_runs"] for row in rows} == {"5"}
     for name in ("pairs.md", "learning_curves.png", "weights.png"):
         assert (outcome.folder / name).stat().st_size > 500
+
+
+@pytest.mark.slow
+def test_verdicts_decided_in_worker_processes_are_those_decided_in_the_run(reports, mnist, console, monkeypatch,
+                                                                           tmp_path):
+    import json
+
+    from harness import runner
+    from harness.backends import base
+    from harness.runner import RunRequest
+    from harness.suite.overrides import Override
+
+    from harness.data import data_dir
+
+    overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500),
+                 Override("options.curve_pairs", [])]
+    source = data_dir() / "mnist"
+    verdicts = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(base, "framework_threads", lambda threads=threads: threads)
+        monkeypatch.setenv("HARNESS_DATA", str(tmp_path / f"data-{threads}"))  # no verdict from the cache
+        (tmp_path / f"data-{threads}").mkdir()
+        (tmp_path / f"data-{threads}" / "mnist").symlink_to(source, target_is_directory=True)
+        outcome = runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports / str(threads)),
+                             console)
+        cells = json.loads((outcome.folder / "results.json").read_text())["cells"]
+        verdicts[threads] = {c["record"]["pair"]: (c["record"]["lp_verdict"], c["record"]["lp_form"],
+                                                   c["record"]["lp_workers"], c["record"]["lp_cached"]) for c in cells}
+    assert {pair: v[:2] for pair, v in verdicts[1].items()} == {pair: v[:2] for pair, v in verdicts[2].items()}
+    assert {v[2] for v in verdicts[1].values()} == {1} and {v[2] for v in verdicts[2].values()} == {2}
+    assert not any(v[3] for run in verdicts.values() for v in run.values())

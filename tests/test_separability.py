@@ -78,7 +78,7 @@ def test_a_failed_check_in_the_cutting_plane_is_not_a_verdict(monkeypatch):
         x = np.array([0.0, 0.0, 0.0, 0.5])  # w = 0, b = 0, "t = 0.5": every margin is really 0
 
     monkeypatch.setattr(separability, "linprog", lambda *args, **kwargs: Fake())
-    verdict = decide(np.array([[0.0, 0.0], [5.0, 5.0]]), np.array([-1.0, 1.0]), order=())
+    verdict = decide(np.array([[0.0, 0.0], [5.0, 5.0]]), np.array([-1.0, 1.0]), order=(), logistic=False)
     assert verdict.verdict == "undecided"
     assert verdict.attempts[0].outcome == "feasible, check failed"
 
@@ -105,7 +105,9 @@ def test_verdicts_are_cached_per_data_hash(tmp_path, monkeypatch):
 
 def test_undecided_verdicts_are_not_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(separability, "CUT_FIRST", 0)  # no cutting plane: only the direct form, which cannot tell
-    monkeypatch.setattr(separability, "_cutting_plane", lambda *a: (None, None, separability.Attempt("cutting plane", "limit reached", 0.0)))
+    limit_reached = (None, None, separability.Attempt("cutting plane", "limit reached", 0.0))
+    monkeypatch.setattr(separability, "_cutting_plane", lambda *a: limit_reached)
+    monkeypatch.setattr(separability, "_hull_of_closest", lambda *a: limit_reached)
     verdict = decide_cached(XOR_ROWS, XOR_SIGNS, order=("direct",), folder=tmp_path)
     assert verdict.verdict == "undecided"
     assert not list(tmp_path.iterdir())
@@ -149,7 +151,7 @@ def test_a_hyperplane_that_misses_one_sample_is_no_certificate():
     w[0] = 1.0
     # A bias that puts the positive sample closest to the boundary on the wrong side.
     closest = np.min(rows[signs > 0, 0])
-    verdict = decide(rows, signs, hyperplane=(w, -closest - 1e-3), time_limit=30)
+    verdict = decide(rows, signs, hyperplane=(w, -closest - 1e-3), time_limit=30, logistic=False)
     assert verdict.attempts[0].outcome == "check failed"
     assert (verdict.verdict, verdict.form) == ("separable", "direct, cutting plane")
 
@@ -181,7 +183,7 @@ def test_cutting_plane_finds_a_separating_hyperplane_from_a_poor_start(monkeypat
     monkeypatch.setattr(separability, "CUT_FIRST", 40)
     monkeypatch.setattr(separability, "CUT_ADD", 40)
     rows, signs = cloud_pair()
-    verdict = decide(rows, signs, time_limit=60, order=())
+    verdict = decide(rows, signs, time_limit=60, order=(), logistic=False)
     assert (verdict.verdict, verdict.form) == ("separable", "direct, cutting plane")
     assert "rounds" in verdict.attempts[-1].detail
     # The certificate is the smallest margin over all samples, checked here again.
@@ -192,7 +194,7 @@ def test_cutting_plane_proves_inseparability_with_a_hull_certificate(monkeypatch
     monkeypatch.setattr(separability, "CUT_FIRST", 40)
     monkeypatch.setattr(separability, "CUT_ADD", 40)
     rows, signs = cloud_pair(overlap=True)
-    verdict = decide(rows, signs, time_limit=60, order=())
+    verdict = decide(rows, signs, time_limit=60, order=(), logistic=False)
     assert (verdict.verdict, verdict.form) == ("inseparable", "hull, cutting plane")
     assert verdict.certificate <= separability.HULL_TOLERANCE
     # The full hull form agrees.
@@ -205,9 +207,10 @@ def test_cutting_plane_matches_the_full_forms_on_random_sets():
         rows, signs = cloud_pair(n=120, features=8, overlap=bool(trial % 2), seed=trial)
         rows = np.round(rows * 255) / 255  # pixel-like
         fast = decide(rows, signs, time_limit=60, order=())
+        cutting = decide(rows, signs, time_limit=60, order=(), logistic=False)
         full = decide(rows, signs, time_limit=60, cutting_plane=False,
                       order=("hull", "direct") if trial % 2 else ("direct", "hull"))
-        assert fast.verdict == full.verdict != "undecided", (trial, fast, full)
+        assert fast.verdict == cutting.verdict == full.verdict != "undecided", (trial, fast, cutting, full)
     assert rng is not None
 
 
@@ -242,3 +245,47 @@ def test_a_separating_hyperplane_from_the_continued_run_is_checked_first():
     verdict = decide(rows, signs, hyperplane=(-good, 0.0), separating=(good, -0.5))
     assert (verdict.verdict, verdict.form) == ("separable", "perceptron")
     assert [(a.form, a.outcome) for a in verdict.attempts] == [("perceptron, continued", "certified")]
+
+
+# --- the logistic route -----------------------------------------------------------------------------
+
+
+def test_logistic_regression_stops_at_the_first_separating_iterate():
+    rows, signs = cloud_pair(n=400, features=30)
+    w, b, iterations = separability.logistic_hyperplane(rows, signs)
+    assert np.all(signs * (rows @ w + b) > 0)
+    assert 1 <= iterations < separability.LOGISTIC_ITERATIONS  # stopped early: the optimum is never reached
+    # One iteration fewer does not separate yet: it stopped at the first that does.
+    w, b, fewer = separability.logistic_hyperplane(rows, signs, iterations=iterations - 1)
+    assert fewer == iterations - 1 and np.any(signs * (rows @ w + b) <= 0)
+
+
+def test_a_separating_logistic_hyperplane_is_the_certificate_and_no_lp_runs(monkeypatch):
+    rows, signs = cloud_pair(n=400, features=30)
+    monkeypatch.setattr(separability, "linprog", lambda *a, **k: pytest.fail("an LP ran"))
+    verdict = decide(rows, signs, order=())
+    assert (verdict.verdict, verdict.form) == ("separable", "logistic")
+    assert verdict.certificate > 0
+    assert [(a.form, a.outcome) for a in verdict.attempts] == [("logistic", "certified")]
+
+
+def test_an_inseparable_pair_gets_the_hull_form_on_the_samples_closest_to_the_logistic_hyperplane(monkeypatch):
+    rows, signs = cloud_pair(overlap=True)
+    monkeypatch.setattr(separability, "NEARLY_SEPARATED", 0.0)  # one sample of 401 beyond: not "nearly" here
+    monkeypatch.setattr(separability, "HULL_CLOSEST", 60)
+    verdict = decide(rows, signs, time_limit=60, order=())
+    assert (verdict.verdict, verdict.form) == ("inseparable", "hull, closest samples")
+    assert verdict.certificate <= separability.HULL_TOLERANCE
+    assert [a.form for a in verdict.attempts] == ["logistic", "hull of the closest samples"]
+    assert "60 samples closest" in verdict.attempts[-1].detail
+
+
+def test_a_nearly_separating_logistic_hyperplane_is_corrected(monkeypatch):
+    rows, signs = cloud_pair(n=400, features=30)
+    # Two iterations: a hyperplane with some samples still on the wrong side.
+    monkeypatch.setattr(separability, "LOGISTIC_ITERATIONS", 2)
+    monkeypatch.setattr(separability, "NEARLY_SEPARATED", 1.0)
+    verdict = decide(rows, signs, time_limit=60, order=())
+    assert verdict.attempts[0].form == "logistic" and verdict.attempts[0].outcome == "check failed"
+    assert (verdict.verdict, verdict.form) == ("separable", "direct, cutting plane")
+    assert verdict.attempts[1].form == "cutting plane, correcting the logistic hyperplane"

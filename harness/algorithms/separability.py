@@ -16,6 +16,15 @@ Before either, two cheaper routes (:func:`decide` with ``hyperplane=``):
 - **perceptron**: a hyperplane from elsewhere (the perceptron's; for one that converged with a few
   training errors left, the hyperplane its continued updates reached with none) is checked on every
   sample; if every margin is positive beyond rounding it is the certificate, and no LP runs.
+- **logistic**: an L2-regularised logistic regression fitted by L-BFGS (scipy), stopped as soon as
+  every sample is on its side. Its loss keeps pushing misclassified samples across, so on a separable
+  pair it usually separates all of them within a hundred iterations (about 0.3 s for 12,000 MNIST
+  images), where the perceptron's 1000 updates did not; its hyperplane is checked like the
+  perceptron's. Where it still leaves samples on the wrong side, its margins rank the samples: the
+  ones closest to or beyond it are where the two classes meet. If they are few (under
+  ``NEARLY_SEPARATED`` of the set) the smallest correction LP below starts from it; if many, the pair
+  is probably inseparable, and the hull form on the ``HULL_CLOSEST`` samples nearest its hyperplane
+  usually finds the point both hulls share in a second or two.
 - **cutting plane**: the margin-maximising LP (``max t`` with ``y_i (w.x_i + b) >= t`` and
   ``-1 <= w <= 1``) on a working set: the samples with the smallest margins under the starting
   hyperplane. Its answer is checked on every sample; the samples it gets wrong (the most violated
@@ -47,11 +56,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
+from scipy.optimize import linprog, minimize
+from scipy.special import expit, log_expit
 
 Form = Literal["direct", "hull"]
 FORMS: tuple[Form, ...] = ("direct", "hull")
@@ -114,6 +124,7 @@ def decide(
     hyperplane: tuple[np.ndarray, float] | None = None,
     separating: tuple[np.ndarray, float] | None = None,
     nearly: bool = False,
+    logistic: bool = True,
     cutting_plane: bool = True,
 ) -> Verdict:
     """Decide separability of ``rows`` (N, features) labelled ``signs`` in {-1, +1}.
@@ -122,8 +133,8 @@ def decide(
     that separates every sample is the certificate. Otherwise (with ``cutting_plane``) the cutting-plane
     LPs start from the samples ``hyperplane`` puts closest to or beyond it (the class means' hyperplane
     without one): first, where it ``nearly`` separates (a converged perceptron), the smallest correction
-    of it that separates the working set, then the margin-maximising LP, together for at most
-    ``time_limit`` seconds. Then the full forms in ``order``, each for at most ``time_limit`` seconds,
+    of it that separates the working set; then (with ``logistic``) the logistic hyperplane, and the LP
+    its margins suggest; then the margin-maximising LP, together for at most ``time_limit`` seconds. Then the full forms in ``order``, each for at most ``time_limit`` seconds,
     until the first certified answer. Put "hull" first where inseparability is the likely answer: the
     direct form can spend its whole limit failing to prove it.
     """
@@ -157,6 +168,10 @@ def decide(
             margins, start_plane = candidate_margins, (w, b)
     if cutting_plane:
         started = time.perf_counter()
+
+        def left() -> float:
+            return time_limit - (time.perf_counter() - started)
+
         if margins is None:
             start_plane = _means_hyperplane(x, y)
             margins = y * (x @ start_plane[0] + start_plane[1])
@@ -166,8 +181,29 @@ def decide(
             attempts.append(attempt)
             if answer is not None:
                 return verdict(answer, "direct, cutting plane", certificate)
-        left = time_limit - (time.perf_counter() - started)
-        answer, certificate, attempt = _cutting_plane(x, y, margins, left, checks, _MaxMargin())
+        if logistic:
+            start = time.perf_counter()
+            w, b, iterations = logistic_hyperplane(x, y, LOGISTIC_ITERATIONS)
+            with checks:
+                margins, certified = check_hyperplane(x, y, w, b)
+            beyond = int(np.sum(margins <= 0))
+            attempts.append(Attempt("logistic", "certified" if certified else "check failed",
+                                    round(time.perf_counter() - start, 3),
+                                    f"{iterations} L-BFGS iterations; smallest margin {margins.min():.3g} "
+                                    f"({beyond} samples on or beyond it)"))
+            if certified:
+                return verdict("separable", "logistic", float(margins.min()))
+            if beyond < NEARLY_SEPARATED * len(x):
+                correction = _Correction(x, y, w, b, "the logistic hyperplane")
+                answer, certificate, attempt = _cutting_plane(x, y, margins, left() / 2, checks, correction)
+                form = "direct, cutting plane"
+            else:
+                answer, certificate, attempt = _hull_of_closest(x, y, margins, left() / 2)
+                form = "hull, closest samples"
+            attempts.append(attempt)
+            if answer is not None:
+                return verdict(answer, form, certificate)
+        answer, certificate, attempt = _cutting_plane(x, y, margins, left(), checks, _MaxMargin())
         attempts.append(attempt)
         if answer is not None:
             form = "hull" if answer == "inseparable" else "direct"
@@ -192,7 +228,8 @@ def check_hyperplane(x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float) -> t
     whatever the summation order), so a margin above that bound is positive in exact arithmetic.
     """
     margins = y * (x @ w + b)
-    rounding = (x.shape[1] + 1) * np.finfo(np.float64).eps * (np.abs(x) @ np.abs(w) + abs(b))
+    magnitudes = x if x.min() >= 0 else np.abs(x)  # pixels are never negative: no copy of x
+    rounding = (x.shape[1] + 1) * np.finfo(np.float64).eps * (magnitudes @ np.abs(w) + abs(b))
     return margins, bool(np.all(margins > rounding))
 
 
@@ -214,6 +251,70 @@ def _means_hyperplane(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     positive, negative = x[y > 0].mean(axis=0), x[y < 0].mean(axis=0)
     w = positive - negative
     return w, -float(w @ (positive + negative)) / 2
+
+
+#: The logistic route: L-BFGS iterations at most (a separable MNIST pair needs 40 to 150), the L2
+#: penalty (weak: only there to keep an inseparable pair's optimum finite), the share of samples left
+#: on the wrong side under which the pair counts as nearly separated, and how many of the samples
+#: closest to its hyperplane the hull form gets (an inseparable MNIST pair's hulls meet in about 480
+#: samples; 1000 missed them for one pair of seven).
+LOGISTIC_ITERATIONS = 150
+LOGISTIC_PENALTY = 1e-4
+NEARLY_SEPARATED = 0.01
+HULL_CLOSEST = 1500
+
+
+def logistic_hyperplane(x: np.ndarray, y: np.ndarray, iterations: int = LOGISTIC_ITERATIONS,
+                        penalty: float = LOGISTIC_PENALTY) -> tuple[np.ndarray, float, int]:
+    """``(w, b, iterations run)`` of logistic regression on ``x`` labelled ``y`` (+-1), by scipy's L-BFGS-B.
+
+    Minimises ``sum_i log(1 + exp(-y_i (w.x_i + b))) + penalty / 2 |w|^2`` and stops at the first
+    iterate that puts every sample on its side: that is all a certificate needs, and it comes long
+    before the optimum. The products run in float32 (the hyperplane is only a candidate; it is checked
+    in float64 afterwards). Hand-written rather than scikit-learn's ``LogisticRegression``, which cannot
+    stop on that condition and runs all its iterations.
+    """
+    rows, labels = x.astype(np.float32), y.astype(np.float32)
+    features = rows.shape[1]
+    evaluated: dict[str, np.ndarray] = {}  # the last point evaluated, and its margins
+
+    def margins_at(theta: np.ndarray) -> np.ndarray:
+        return labels * (rows @ theta[:features].astype(np.float32) + np.float32(theta[features]))
+
+    def loss_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w = theta[:features].astype(np.float32)
+        margins = margins_at(theta)
+        evaluated.update(theta=theta.copy(), margins=margins)
+        pull = -labels * expit(-margins)  # d loss / d score
+        gradient = np.empty(features + 1)
+        gradient[:features] = rows.T @ pull + penalty * w
+        gradient[features] = pull.sum()
+        return float(-log_expit(margins).sum() + 0.5 * penalty * float(w @ w)), gradient
+
+    counted = [0]
+
+    def stop_once_separating(intermediate_result: Any) -> None:
+        counted[0] += 1
+        theta = intermediate_result.x
+        # The line search's last evaluation is normally the accepted iterate: its margins are at hand.
+        margins = evaluated["margins"] if np.array_equal(theta, evaluated["theta"]) else margins_at(theta)
+        if np.all(margins > 0):
+            raise StopIteration
+
+    result = minimize(loss_and_gradient, np.zeros(features + 1), jac=True, method="L-BFGS-B",
+                      callback=stop_once_separating, options={"maxiter": iterations})
+    return result.x[:features].astype(np.float64), float(result.x[features]), counted[0]
+
+
+def _hull_of_closest(x: np.ndarray, y: np.ndarray, margins: np.ndarray, time_limit: float):
+    """The hull form on the ``HULL_CLOSEST`` samples with the smallest ``margins`` (a certificate for the whole
+    set when they are inseparable: a point of both hulls of a subset lies in both hulls of the set)."""
+    closest = np.argsort(margins, kind="stable")[:HULL_CLOSEST]
+    start = time.perf_counter()
+    answer, certificate, attempt = _hull(x[closest], y[closest], max(time_limit, 1.0))
+    detail = f"hull form on the {len(closest)} samples closest to the logistic hyperplane: {attempt.detail}"
+    return answer, certificate, Attempt("hull of the closest samples", attempt.outcome,
+                                        round(time.perf_counter() - start, 3), detail)
 
 
 #: Cutting plane: the first working set, and how many of the most violated samples join it per round.
@@ -257,9 +358,8 @@ class _Correction:
     separable: then the margin-maximising LP takes over.
     """
 
-    name = "cutting plane, correcting the perceptron"
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float):
+    def __init__(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, of: str = "the perceptron"):
+        self.name = f"cutting plane, correcting {of}"
         scores = x @ w + b
         self.scale = float(np.abs(scores).max()) or 1.0
         self.scores = scores / self.scale
@@ -418,7 +518,7 @@ def data_hash(rows: np.ndarray, signs: np.ndarray) -> str:
     digest = hashlib.sha256()
     for array in (np.asarray(rows, dtype=np.float32), np.asarray(signs, dtype=np.float32)):
         digest.update(str(array.shape).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(np.ascontiguousarray(array).data)  # the buffer itself: no copy of 40 MB per pair
     return digest.hexdigest()[:24]
 
 

@@ -58,6 +58,8 @@ class LocalExecutor:
         # Every cell is queued when the run hands them over; each waits for the ones before it.
         submitted = time.time()
         host = socket.gethostname()
-        for position, cell in cells:
+        for index, (position, cell) in enumerate(cells):
+            context.upcoming = tuple(later for _, later in cells[index:])
             started = time.time()
             yield position, cell, placed(run_cell(cell, context), self.name, host, started - submitted)
+        context.upcoming = ()

@@ -16,6 +16,7 @@ pair as a 28x28 image (Fig. 2.3).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from dataclasses import dataclass
 from itertools import combinations
@@ -36,6 +37,7 @@ from harness.tasks.training import suite_splits
 if TYPE_CHECKING:
 
     from harness.algorithms.perceptron import PerceptronResult
+    from harness.algorithms.verdict_pool import VerdictPool
     from harness.suite.schema import Suite
 
 Pair = tuple[int, int]
@@ -135,6 +137,8 @@ class Batch:
     seconds: float
     """Wall-clock seconds of :func:`harness.algorithms.perceptron.train_pairs`, data preparation included."""
     splits: Any
+    verdicts: "VerdictPool | None" = None
+    """The separability verdicts of the table cells this process runs next, decided ahead in worker processes."""
 
 
 _BATCH: dict[tuple, Batch] = {}
@@ -162,9 +166,51 @@ def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair,
         start = time.perf_counter()
         results = perceptron.train_pairs(splits.x_train, splits.y_train, runs, max_iterations=options.max_iterations,
                                          threshold=options.threshold, device=device)
+        for old in _BATCH.values():
+            if old.verdicts is not None:
+                old.verdicts.close(stop=True)
         _BATCH.clear()  # one batch at a time: a run has one seed and device per cell
         batch = _BATCH[key] = Batch(dict(zip(wanted, results)), len(runs), time.perf_counter() - start, splits)
     return batch.results[(pair, rate)], batch
+
+
+def verdict_arguments(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair, result: "PerceptronResult",
+                      data: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[tuple, dict[str, Any]]:
+    """``decide_cached``'s arguments for ``pair``'s training set, given its perceptron ``result``."""
+    from harness.algorithms.perceptron import pair_data
+    from harness.algorithms.separability import cache_dir
+
+    rows, signs = data if data is not None else pair_data(splits.x_train, splits.y_train, pair)
+    # The perceptron's own hyperplane is checked first (a certificate when it separates every sample,
+    # so no LP runs) and else starts the cutting-plane LP. Then the full forms, the one that proves
+    # the likely answer first: the other may spend its whole limit.
+    order = ("direct", "hull") if result.converged else ("hull", "direct")
+    label = f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)"
+    return (rows, signs), {"time_limit": options.lp_time_limit, "order": order, "label": label, "folder": cache_dir(),
+                           "hyperplane": result.hyperplane, "separating": result.separating,
+                           "nearly": result.converged}
+
+
+def start_verdicts(batch: Batch, suite: "Suite", options: PerceptronOptions, cell: Cell,
+                   upcoming: tuple[Cell, ...]) -> None:
+    """Decide the separability of the table pairs among the ``upcoming`` cells of ``cell``'s seed and device
+    in worker processes, one per thread the run may use, so each cell finds its verdict ready."""
+    from harness.algorithms.verdict_pool import VerdictPool
+    from harness.backends.base import framework_threads
+
+    if not options.separability or (batch.verdicts is not None and batch.verdicts.keys):
+        return
+    pairs = [parse_pair(other.model) for other in upcoming
+             if (other.task, other.seed, other.device) == (cell.task, cell.seed, cell.device)
+             and float(other.params.get("learning_rate", -1)) == options.learning_rate]
+    pairs = [pair for pair in dict.fromkeys(pairs) if pair in options.pair_list]
+    workers = min(framework_threads(), len(pairs))
+    if workers < 2:
+        return  # one at a time: in this process, when its cell asks
+    jobs = [(pair, functools.partial(verdict_arguments, suite, options, batch.splits, pair,
+                                     batch.results[(pair, options.learning_rate)]))
+            for pair in pairs if (pair, options.learning_rate) in batch.results]
+    batch.verdicts = VerdictPool(jobs, workers)
 
 
 def _blas_threads(count: int):
@@ -206,6 +252,7 @@ class PerceptronTask(Task):
         rows, signs = perceptron.pair_data(splits.x_train, splits.y_train, pair)
         test_rows, test_signs = perceptron.pair_data(splits.x_test, splits.y_test, pair)
         result, batch = trained(suite, options, splits, pair, rate, cell.seed, device)
+        start_verdicts(batch, suite, options, cell, context.upcoming)
         predicted = perceptron.predict(result.weights, result.bias, rows)
         record: dict[str, Any] = {
             "device": device,
@@ -231,24 +278,23 @@ class PerceptronTask(Task):
         artifacts: dict[str, Any] = {"losses": result.losses, "weights": result.weights.tolist(),
                                      "bias": result.bias}
         if options.separability and pair in options.pair_list and rate == options.learning_rate:
-            record.update(self._separability(rows, signs, pair, result, suite, options, artifacts))
+            record.update(self._separability(rows, signs, pair, result, suite, options, artifacts, batch))
         return CellResult("ok", record, artifacts)
 
     @staticmethod
     def _separability(rows: np.ndarray, signs: np.ndarray, pair: Pair, result: "PerceptronResult", suite: "Suite",
-                      options: PerceptronOptions, artifacts: dict[str, Any]) -> dict[str, Any]:
+                      options: PerceptronOptions, artifacts: dict[str, Any], batch: Batch) -> dict[str, Any]:
         from harness.algorithms.perceptron import torch_threads
         from harness.algorithms.separability import decide_cached
 
         converged = result.converged
-        # The perceptron's own hyperplane is checked first (a certificate when it separates every sample,
-        # so no LP runs) and else starts the cutting-plane LP. Then the full forms, the one that proves
-        # the likely answer first: the other may spend its whole limit.
-        order = ("direct", "hull") if converged else ("hull", "direct")
-        with torch_threads(1), _blas_threads(1):  # small products: one thread, robust to a busy neighbour
-            verdict = decide_cached(rows, signs, time_limit=options.lp_time_limit, order=order,
-                                    label=f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)",
-                                    hyperplane=result.hyperplane, separating=result.separating, nearly=converged)
+        workers = 1
+        if batch.verdicts is not None and pair in batch.verdicts.keys:
+            verdict, workers = batch.verdicts.verdict(pair), batch.verdicts.workers
+        else:
+            args, kwargs = verdict_arguments(suite, options, batch.splits, pair, result, (rows, signs))
+            with torch_threads(1), _blas_threads(1):  # small products: one thread, robust to a busy neighbour
+                verdict = decide_cached(*args, **kwargs)
         artifacts["separability"] = verdict.as_dict()
         lp = verdict.verdict
         flags = []
@@ -260,7 +306,7 @@ class PerceptronTask(Task):
             if report is not None and report != lp and suite.data.train_samples is None:
                 flags.append(f"report says {report}")
         return {"lp_verdict": lp, "lp_form": verdict.form, "lp_seconds": verdict.seconds, "lp_cached": verdict.cached,
-                "lp_certificate": verdict.certificate, "lp_check_seconds": verdict.check_seconds,
+                "lp_certificate": verdict.certificate, "lp_check_seconds": verdict.check_seconds, "lp_workers": workers,
                 "disagreement": "; ".join(flags)}
 
     def summary(self, result: CellResult) -> str:
@@ -326,15 +372,20 @@ def phase_times(main: pd.DataFrame) -> str:
         solver = float(fresh["lp_seconds"].fillna(0).sum()) - checks
         by_perceptron = int((fresh["lp_form"] == "perceptron").sum())
         cached = int(main["lp_verdict"].notna().sum()) - len(fresh)
-        parts.append(f"certificate checks {checks:.1f} s; LP {solver:.1f} s "
-                     f"({by_perceptron} of {len(fresh)} verdicts certified by the perceptron's hyperplane without an LP"
+        workers = int(fresh["lp_workers"].fillna(1).max()) if "lp_workers" in fresh and len(fresh) else 1
+        parts.append(f"certificate checks {checks:.1f} s; LP {solver:.1f} s"
+                     + (f" (summed over {workers} worker processes)" if workers > 1 else "")
+                     + f" ({by_perceptron} of {len(fresh)} verdicts certified by the perceptron's hyperplane without an LP"
                      + (f", {cached} from the cache" if cached else "") + ")")
     return "; ".join(parts) + "."
 
 
 LP_NOTE = ("LP form \"perceptron\": the perceptron's hyperplane (or, for one that converged with training errors "
            "left, the one its continued updates reached with none) separates every sample, checked in float64: no LP "
-           "ran. \"cutting plane\": LPs on a growing working set, every answer checked on all samples. "
+           "ran. \"logistic\": a logistic regression stopped at its first hyperplane that separates every sample, "
+           "checked the same way: no LP either. \"hull, closest samples\": the LP finding a point of both classes' "
+           "convex hulls among the samples closest to the logistic hyperplane (inseparable). \"cutting plane\": LPs "
+           "on a growing working set, every answer checked on all samples. "
            "LP s: seconds of the checks and solves that produced the verdict; a cached verdict keeps those of the "
            "machine that first solved it. Converged means loss <= threshold, which allows a few training errors.")
 

@@ -1,0 +1,120 @@
+"""Separability verdicts of many sets, decided in worker processes ahead of the cells that read them.
+
+A perceptron run asks for one verdict per digit pair, one cell after another. Each is a few seconds
+of single-threaded work (logistic regression, then HiGHS), and HiGHS holds Python's GIL while it
+solves, so threads would only take turns: the verdicts are decided in ``workers`` processes instead,
+in the order the cells will ask for them, each worker on one BLAS thread. A cell then waits only for
+its own verdict, usually already there.
+
+Only a few sets are handed over at a time (``ahead`` beyond the one being waited for), so a 45-pair
+run holds a handful of 12,000-image pairs in memory rather than all of them. Workers are spawned, not
+forked: the parent has torch's thread pools running, which a forked child must not inherit.
+
+A worker that dies (killed, out of memory) does not fail the cells: a verdict the pool cannot give is
+decided in this process instead. Ctrl-C while a cell waits stops the workers at once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from harness.algorithms.separability import Verdict, decide_cached
+
+#: What a job is: its key, and a function giving ``decide_cached``'s arguments (built only when it is handed over).
+Job = tuple[Hashable, Callable[[], tuple[tuple, dict[str, Any]]]]
+
+
+def _decide_in_worker(args: tuple, kwargs: dict[str, Any]) -> Verdict:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one BLAS thread per worker: the workers are the parallelism
+        return decide_cached(*args, **kwargs)
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the parent stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class VerdictPool:
+    """Decides ``jobs`` in order in ``workers`` processes; :meth:`verdict` hands out each one's result."""
+
+    def __init__(self, jobs: Sequence[Job], workers: int, ahead: int | None = None) -> None:
+        self._waiting = list(jobs)
+        self._futures: dict[Hashable, Future] = {}
+        self._arguments: dict[Hashable, tuple[tuple, dict[str, Any]]] = {}
+        self._ahead = max(1, ahead if ahead is not None else 2 * workers)
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts)
+        self._fill()
+
+    @property
+    def keys(self) -> list[Hashable]:
+        """The jobs whose verdicts are still to be handed out."""
+        return [*self._futures, *(key for key, _ in self._waiting)]
+
+    def verdict(self, key: Hashable) -> Verdict:
+        """The verdict of job ``key``, decided in a worker (or here, if the pool is gone)."""
+        while key not in self._futures and self._pool is not None and self._waiting:
+            self._hand_over_next()
+        if key in self._futures:
+            future, (args, kwargs) = self._futures.pop(key), self._arguments.pop(key)
+            try:
+                verdict = future.result()
+            except (KeyboardInterrupt, SystemExit):
+                self.close(stop=True)
+                raise
+            except Exception:  # noqa: BLE001 - a worker died: decided here (where a real error shows again)
+                self.close()
+                verdict = decide_cached(*args, **kwargs)
+        else:
+            args, kwargs = self._take(key)
+            verdict = decide_cached(*args, **kwargs)
+        self._fill()
+        if not self._futures and not self._waiting:
+            self.close()
+        return verdict
+
+    def _take(self, key: Hashable) -> tuple[tuple, dict[str, Any]]:
+        for index, (waiting, arguments) in enumerate(self._waiting):
+            if waiting == key:
+                del self._waiting[index]
+                return arguments()
+        raise KeyError(f"no separability job {key!r}")
+
+    def _hand_over_next(self) -> None:
+        assert self._pool is not None
+        key, arguments = self._waiting.pop(0)
+        args, kwargs = arguments()
+        try:
+            self._futures[key] = self._pool.submit(_decide_in_worker, args, kwargs)
+        except BrokenProcessPool:
+            self.close()
+            self._waiting.insert(0, (key, lambda: (args, kwargs)))
+            return
+        self._arguments[key] = args, kwargs
+
+    def _fill(self) -> None:
+        while self._pool is not None and self._waiting and len(self._futures) < self._ahead:
+            self._hand_over_next()
+
+    def close(self, stop: bool = False) -> None:
+        """Shut the workers down; ``stop`` ends the ones still solving instead of waiting for them."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        pool.shutdown(wait=False, cancel_futures=True)
+        if stop:
+            self._futures.clear()
+            self._arguments.clear()
+            self._waiting.clear()
+            # ProcessPoolExecutor has no public way to end running workers before Python 3.14
+            # (terminate_workers); without this an interrupted run would wait for their LPs.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
