@@ -145,7 +145,7 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         point_latest(folder.parent, run_info.run_id)
         done = store.finished_keys(run_info.run_id)
         todo = [(position, cell) for position, cell in enumerate(cells) if cell.key not in done]
-        verb = "resuming" if resumed else "starting"
+        verb = "resuming" if resumed and done else "starting"  # a study creates its members' runs empty
         console.print(f"{verb} run {run_info.run_id} of {suite.name} ({suite.profile}): "
                       f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
         failed: list[str] = []

@@ -97,8 +97,13 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
         mlp_before = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.mlp_vs_cnn")}
         assert store.run(f"{first.run_id}.pca").status == "complete" and first.status == "running"
     assert len(pca_before) == 2 and len(mlp_before) == 1
+    # A member's first run starts (its empty run was made by the study); only one with cells resumes.
+    assert f"starting run {first.run_id}.pca of pca" in console.file.getvalue()
+    assert "resuming run" not in console.file.getvalue()
 
     outcome = study_runner.run_study(request, console)
+    assert f"resuming run {first.run_id}.mlp_vs_cnn of mlp_vs_cnn (smoke): 3 cell(s) to run, 1 already done" in (
+        console.file.getvalue())
     assert outcome.run.run_id == first.run_id and outcome.run.status == "complete"
     assert [(m.suite, m.ran, m.skipped) for m in outcome.members] == [("pca", 0, 2), ("mlp_vs_cnn", 3, 1)]
     with ResultsStore(reports / "results.db") as store:
