@@ -74,8 +74,12 @@ def plan(request: RunRequest) -> tuple[Suite, Task, list[Cell]]:
     return suite, task, cells
 
 
-def check_frameworks(task: Task, cells: list[Cell]) -> dict[str, object]:
-    """Import each needed backend and resolve each device now, so a missing one fails before any output."""
+def check_frameworks(task: Task, cells: list[Cell], devices_here: bool = True) -> dict[str, object]:
+    """Import each needed backend and resolve each device now, so a missing one fails before any output.
+
+    ``devices_here`` False (the cells run on other machines, e.g. a Ray cluster's nodes): only the CPU
+    is checked here; the executor checks the cluster has the GPUs the cells ask for.
+    """
     from harness.backends import get_backend
 
     info: dict[str, object] = {}
@@ -84,6 +88,8 @@ def check_frameworks(task: Task, cells: list[Cell]) -> dict[str, object]:
     for backend_name in dict.fromkeys(cell.backend for cell in cells):
         backend = get_backend(backend_name)
         for device in dict.fromkeys(cell.device for cell in cells if cell.backend == backend_name):
+            if device != "cpu" and not devices_here:
+                continue
             resolved = backend.resolve_device(device)
             info.update(backend.environment(resolved))
     return info
@@ -122,9 +128,11 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
     task.check(suite, request.reports)
     env = environment.collect()
-    env.update(check_frameworks(task, cells))
+    devices_here = executor.name == "local"
+    env.update(check_frameworks(task, cells, devices_here))
     executor.start(cells)  # an unreachable cluster fails here, before anything is written
-    calibration_device = next((cell.device for cell in cells if cell.device != "auto"), "cpu")
+    # The calibration runs in this process: on a GPU only where the cells' GPU is this machine's.
+    calibration_device = next((cell.device for cell in cells if cell.device != "auto" and devices_here), "cpu")
     if task.uses_backends and any(cell.backend == "torch" for cell in cells):
         # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
         # before and after the cells lets compare tell a busy or slower machine from slower code.

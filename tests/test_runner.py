@@ -262,3 +262,17 @@ def test_results_files_are_rewritten_at_most_every_interval_and_when_the_loop_en
     writes.clear()
     runner.run(RunRequest(tiny, "smoke", reports=reports), console)
     assert writes == [4, 4]  # the resumed cell (an interval of 0: after each), then the final render
+
+
+def test_cuda_cells_run_elsewhere_are_not_checked_against_this_machines_gpu():
+    # A Ray driver on a laptop sends CUDA cells to the cluster's GPU nodes: its own GPU does not matter.
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from harness.suite.overrides import Override
+
+    suite, task, cells = runner.plan(RunRequest("mlp_baseline", "smoke",
+                                                overrides=[Override("matrix.devices", ["cuda"], "test")]))
+    with pytest.raises(UserError, match="cuda"):
+        runner.check_frameworks(task, cells)
+    assert runner.check_frameworks(task, cells, devices_here=False) == {}
