@@ -53,7 +53,7 @@ def test_a_suites_tolerance_overrides_the_default_and_pca_rows_take_their_metric
     ], dtype=object))
     member = MemberReport("pca", "Task 1", "PCA", "Task 1", None, None, [table], {"1": "table"},
                           {"components": 2})
-    [variance, components] = member.checks()["1"]
+    [variance, components] = member.checks["1"]
     assert (variance.metric, variance.verdict) == ("variance", "reproduced")
     assert (components.metric, components.tolerance, components.verdict) == ("components", 2, "reproduced")
 

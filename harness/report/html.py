@@ -133,13 +133,17 @@ def _number(value: Any) -> str:
     return format_cell(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
+def table_html(table: Table) -> str:
+    """One table as the task built it, the report's columns shaded."""
+    return html_table(table.columns, table.formatted_rows(), table.numeric_columns(),
+                      dict.fromkeys(table.reference_columns(), "ref"))
+
+
 def tables_section(tables: Sequence[Table]) -> list[str]:
-    """The task's tables, as the task built them, the report's columns shaded."""
+    """The task's tables, with their notes."""
     out = ["<h2>Tables</h2>"]
     for table in tables:
-        out += [f"<h3>{esc(table.title)}</h3>",
-                html_table(table.columns, table.formatted_rows(), table.numeric_columns(),
-                           dict.fromkeys(table.reference_columns(), "ref"))]
+        out += [f"<h3>{esc(table.title)}</h3>", table_html(table)]
         out += [f"<p class=\"note\">{esc(line)}</p>" for line in table.note.split("\n\n") if line]
     return out if len(out) > 1 else out + ["<p class=\"note\">This run has no tables: no cell finished.</p>"]
 
@@ -154,14 +158,21 @@ def failures_section(cells: Sequence[StoredCell]) -> list[str]:
             html_table(["Model", "Backend", "Device", "Seed", "Error"], rows)]
 
 
+def run_figures(folder: Path) -> list[tuple[Path, str]]:
+    """Every PNG under a run folder with its path as caption: the run's own figures first, then each cell's."""
+    paths = sorted(folder.rglob("*.png"), key=lambda p: (len(p.relative_to(folder).parts), p.as_posix()))
+    return [(path, path.relative_to(folder).as_posix()) for path in paths]
+
+
+def figure_html(path: Path, caption: str) -> str:
+    """A PNG embedded in the page (the page is one self-contained file), with its caption."""
+    return (f"<figure><img src=\"{data_uri(path.read_bytes())}\" alt=\"{esc(caption)}\">"
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
 def figures_section(folder: Path) -> list[str]:
-    """Every PNG under the run folder, embedded, captioned with its path: the run's own figures first,
-    then each cell's."""
-    out = ["<h2>Figures</h2>"]
-    for path in sorted(folder.rglob("*.png"), key=lambda p: (len(p.relative_to(folder).parts), p.as_posix())):
-        caption = path.relative_to(folder).as_posix()
-        out.append(f"<figure><img src=\"{data_uri(path.read_bytes())}\" alt=\"{esc(caption)}\">"
-                   f"<figcaption>{esc(caption)}</figcaption></figure>")
+    """Every figure of the run (:func:`run_figures`), embedded."""
+    out = ["<h2>Figures</h2>"] + [figure_html(path, caption) for path, caption in run_figures(folder)]
     return out if len(out) > 1 else out + ["<p class=\"note\">This run wrote no figures.</p>"]
 
 

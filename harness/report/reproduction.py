@@ -14,6 +14,7 @@ numbers is paired with the column of ours that it stands beside (:data:`PAIRS`).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -114,8 +115,9 @@ class MemberReport:
     claims: list[ClaimResult] = field(default_factory=list)
     wall_seconds: float | None = None
 
+    @functools.cached_property
     def checks(self) -> dict[str, list[Check]]:
-        """Report table number -> its checks (an empty list when the member's table is missing)."""
+        """Report table number -> its checks (an empty list when the member's table is missing); built once."""
         by_stem = {table.stem: table for table in self.tables}
         tolerances = {**DEFAULT_TOLERANCES, **self.tolerances}
         return {number: checks_of(by_stem[stem], number, tolerances) if stem in by_stem else []
@@ -179,7 +181,7 @@ class Document:
     members: list[MemberReport]
 
     def checks(self) -> list[Check]:
-        return [check for member in self.members for checks in member.checks().values() for check in checks]
+        return [check for member in self.members for checks in member.checks.values() for check in checks]
 
     def claims(self) -> list[ClaimResult]:
         return [result for member in self.members for result in member.claims]
@@ -192,7 +194,7 @@ class Document:
         lines = [f"{counts[REPRODUCED]} of the report's {judged} judged numbers reproduced within their tolerance, "
                  f"{counts[NOT_REPRODUCED]} not; {counts[NOT_JUDGED]} not judged (e.g. times, measured on another machine)"
                  + (f"; {counts[NO_RESULT]} without a result of ours" if counts[NO_RESULT] else "") + "."]
-        missing = [f"{number} ({m.suite})" for m in self.members for number, found in m.checks().items() if not found]
+        missing = [f"{number} ({m.suite})" for m in self.members for number, found in m.checks.items() if not found]
         if missing:
             lines.append(f"Tables without results in this run: {', '.join(missing)}.")
         lines.append(f"Claims: {claim_checks.summary(self.claims())}.")
@@ -236,11 +238,6 @@ def _heading(document: Document) -> str:
             f"created {run.created}, finished {run.finished or '–'}.")
 
 
-def _html_table(table: Table) -> str:
-    return html.html_table(table.columns, table.formatted_rows(), table.numeric_columns(),
-                           dict.fromkeys(table.reference_columns(), "ref"))
-
-
 def html_body(document: Document) -> list[str]:
     body = [f"<h1>{html.esc(document.study.title)}</h1>", f"<p>{html.esc(_heading(document))}</p>",
             "<h2>Summary</h2>"]
@@ -249,13 +246,13 @@ def html_body(document: Document) -> list[str]:
     if misses:
         body.append("<p>Not reproduced:</p><ul>" + "".join(f"<li>{html.esc(m)}</li>" for m in misses) + "</ul>")
     if document.claims():
-        body += ["<h2>The report's claims</h2>", _html_table(claims_table(document.claims())),
+        body += ["<h2>The report's claims</h2>", html.table_html(claims_table(document.claims())),
                  f"<p class=\"note\">{html.esc(CLAIMS_NOTE)}</p>"]
     for section, members in document.sections().items():
         body.append(f"<h2>{html.esc(section)}</h2>")
         for member in members:
             body += _html_member(member)
-    body += ["<h2>Wall time</h2>", _html_table(document.wall_table())]
+    body += ["<h2>Wall time</h2>", html.table_html(document.wall_table())]
     body += html.environment_section(document.environment())
     return body
 
@@ -275,17 +272,16 @@ def _member_line(member: MemberReport) -> str:
 def _html_member(member: MemberReport) -> list[str]:
     out = [f"<h3>{html.esc(member.title)}</h3>", f"<p class=\"note\">{html.esc(_member_line(member))}</p>"]
     titles = {table.stem: table.title for table in member.tables}
-    for number, checks in member.checks().items():
+    for number, checks in member.checks.items():
         table = check_table(checks, number, titles.get(member.report_tables[number], member.title))
         out += [f"<h4>{html.esc(table.title)}</h4>",
-                _html_table(table) if checks else "<p class=\"note\">No results for this table in this run.</p>"]
+                html.table_html(table) if checks else "<p class=\"note\">No results for this table in this run.</p>"]
     if member.claims:
-        out += [f"<h4>Claims ({html.esc(member.suite)})</h4>", _html_table(claims_table(member.claims))]
+        out += [f"<h4>Claims ({html.esc(member.suite)})</h4>", html.table_html(claims_table(member.claims))]
     figures = _figures(member)
     if figures:
         out.append(f"<h4>Figures (ours; the report's: {html.esc(member.mirrors or '–')})</h4>")
-        out += [f"<figure><img src=\"{html.data_uri(path.read_bytes())}\" alt=\"{html.esc(caption)}\">"
-                f"<figcaption>{html.esc(caption)}</figcaption></figure>" for path, caption in figures]
+        out += [html.figure_html(path, caption) for path, caption in figures]
     return out
 
 
@@ -293,8 +289,7 @@ def _figures(member: MemberReport) -> list[tuple[Path, str]]:
     """The member run's PNGs, its own first, then each cell's (as on the run's page)."""
     if member.folder is None or not member.folder.is_dir():
         return []
-    paths = sorted(member.folder.rglob("*.png"), key=lambda p: (len(p.relative_to(member.folder).parts), p.as_posix()))
-    return [(path, f"{member.suite}: {path.relative_to(member.folder).as_posix()}") for path in paths]
+    return [(path, f"{member.suite}: {caption}") for path, caption in html.run_figures(member.folder)]
 
 
 def markdown(document: Document, folder: Path) -> str:
@@ -308,7 +303,7 @@ def markdown(document: Document, folder: Path) -> str:
         for member in members:
             lines += ["", f"### {member.title}", "", _member_line(member), ""]
             titles = {table.stem: table.title for table in member.tables}
-            for number, checks in member.checks().items():
+            for number, checks in member.checks.items():
                 table = check_table(checks, number, titles.get(member.report_tables[number], member.title))
                 lines.append(table.markdown().replace("## ", "#### ", 1) if checks
                              else f"#### {table.title}\n\nNo results for this table in this run.\n")
