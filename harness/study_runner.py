@@ -25,6 +25,7 @@ from harness.paths import point_latest
 from harness.report import reproduction
 from harness.store import ResultsStore, RunInfo, now
 from harness.suite.load import suites_dir
+from harness.suite.schema import Suite
 from harness.suite.study import Study, config_hash, is_study_file, load_study
 from harness.tasks import task_for, validate_suite
 
@@ -64,9 +65,9 @@ def member_run_id(study_run_id: str, suite: str) -> str:
     return f"{study_run_id}.{suite}"
 
 
-def plan_study(request: runner.RunRequest) -> tuple[Study, list[tuple[runner.RunRequest, str, str]]]:
-    """The study and, per member run in this profile, its request, suite name and config hash; every
-    member suite is loaded with the overrides now, so a bad one fails before anything is written."""
+def plan_study(request: runner.RunRequest) -> tuple[Study, list[tuple[runner.RunRequest, Suite]]]:
+    """The study and, per member run in this profile, its request and resolved suite; every member suite
+    is loaded with the overrides now, so a bad one fails before anything is written."""
     path = study_path(request.suite)
     if path is None:
         raise UserError(f"{request.suite!r} is not a study file")
@@ -79,7 +80,7 @@ def plan_study(request: runner.RunRequest) -> tuple[Study, list[tuple[runner.Run
         suite, _, cells = runner.plan(member_request)
         if not cells:
             raise UserError(f"study {study.name}: member {suite.name}: nothing to run")
-        planned.append((member_request, suite.name, suite.config_hash))
+        planned.append((member_request, suite))
     return study, planned
 
 
@@ -103,15 +104,16 @@ def open_study_run(store: ResultsStore, study: Study, request: runner.RunRequest
 def run_study(request: runner.RunRequest, console: Console, executor: Executor | None = None) -> StudyOutcome:
     """Run every member of a study into one study run, then write its reproduction document."""
     study, planned = plan_study(request)
-    settings = config_hash(study, request.profile, {name: hashed for _, name, hashed in planned})
+    settings = config_hash(study, request.profile, {suite.name: suite.config_hash for _, suite in planned})
     database = request.reports / "results.db"
     # One store for the whole study: it holds the study run's lease while the members run.
     with ResultsStore(database) as store:
-        study_run = open_study_run(store, study, request, settings, [name for _, name, _ in planned])
+        study_run = open_study_run(store, study, request, settings, [suite.name for _, suite in planned])
         console.print(f"study {study.name} ({request.profile}), run {study_run.run_id}: "
-                      f"{', '.join(name for _, name, _ in planned)}", markup=False)
+                      f"{', '.join(suite.name for _, suite in planned)}", markup=False)
         outcomes = []
-        for member_request, name, _ in planned:
+        for member_request, suite in planned:
+            name = suite.name
             run_id = member_run_id(study_run.run_id, name)
             existing = {r.run_id: r for r in store.runs(name)}.get(run_id)
             if existing is not None and existing.status == "complete":
@@ -120,7 +122,6 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
                 continue
             if existing is None:
                 # The member run is created here with the study's id; the runner then resumes into it.
-                suite = runner.plan(member_request)[0]
                 store.create_run(RunInfo(run_id, name, suite.profile, suite.config_hash, now(), None, "running",
                                          suite.resolved(), {}))
             started = time.monotonic()

@@ -20,12 +20,12 @@ REPORT_ORDER = ["pca", "perceptron", "mlp_baseline", "mlp_depth", "cnn_baseline"
 
 def test_the_report_study_plans_every_suite_in_the_reports_order_without_training():
     study, planned = study_runner.plan_study(RunRequest("report", "smoke"))
-    assert [name for _, name, _ in planned] == REPORT_ORDER
-    assert all(request.profile == "smoke" for request, _, _ in planned)
+    assert [suite.name for _, suite in planned] == REPORT_ORDER
+    assert all(request.profile == suite.profile == "smoke" for request, suite in planned)
     tables = {number for member in study.members for number in member.tables}
     assert {"2.1", "3.1", "3.2", "4.1", "4.3", "4.4", "6.1", "6.2"} <= tables
     _, claims_profile = study_runner.plan_study(RunRequest("report", "claims"))
-    assert [(r.profile, name) for r, name, _ in claims_profile] == [
+    assert [(r.profile, suite.name) for r, suite in claims_profile] == [
         ("claims", "perceptron"), ("claims", "mlp_vs_cnn"), ("claims", "mtl")]
     assert load_suite("mtl", "claims").matrix.seeds == [0, 1, 2, 3, 4]
 
