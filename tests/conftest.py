@@ -35,6 +35,8 @@ class StopAfter:
     """The local executor, stopped as by Ctrl-C after ``count`` cells (counted over its whole life, so
     a study's members count together): ``then`` (if given) runs, then KeyboardInterrupt is raised."""
 
+    name = "local"
+
     def __init__(self, count, then=None):
         from harness.executors.local import LocalExecutor
 
