@@ -181,9 +181,10 @@ def verdict_arguments(suite: "Suite", options: PerceptronOptions, splits: Any, p
     from harness.algorithms.separability import cache_dir
 
     rows, signs = data if data is not None else pair_data(splits.x_train, splits.y_train, pair)
-    # The perceptron's own hyperplane is checked first (a certificate when it separates every sample,
-    # so no LP runs) and else starts the cutting-plane LP. Then the full forms, the one that proves
-    # the likely answer first: the other may spend its whole limit.
+    # The perceptron's own hyperplane is checked first (a certificate when it separates every sample, so
+    # no LP runs); one that converged starts the correcting LP, then the logistic route and the cutting
+    # plane (harness.algorithms.separability.decide). Then the full forms, the one that proves the
+    # likely answer first: the other may spend its whole limit.
     order = ("direct", "hull") if result.converged else ("hull", "direct")
     label = f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)"
     return (rows, signs), {"time_limit": options.lp_time_limit, "order": order, "label": label, "folder": cache_dir(),
