@@ -112,3 +112,10 @@ def test_config_hash_ignores_the_matrix_but_not_the_settings(tmp_path):
     base = load_suite(path).config_hash
     assert load_suite(path, overrides=[Override.parse("matrix.seeds=[1,2]")]).config_hash == base
     assert load_suite(path, overrides=[Override.parse("train.batch_size=10")]).config_hash != base
+
+
+def test_every_backend_a_suite_may_name_is_registered():
+    from harness.backends import backend_names
+    from harness.suite.schema import BACKEND_NAMES
+
+    assert list(BACKEND_NAMES) == backend_names() == ["torch", "tensorflow"]

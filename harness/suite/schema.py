@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -25,7 +25,9 @@ from harness.suite.regression_settings import RegressionSettings
 from harness.suite.spec import ModelSpec
 from harness.suite.study import Claim, Tolerance
 
-BACKEND_NAMES = ("torch", "tensorflow")
+#: The frameworks a suite may name; harness.backends registers one backend for each (tests/test_suite.py checks it).
+BackendName = Literal["torch", "tensorflow"]
+BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
 #: Images in each part of each dataset (the IDX headers say the same; tests/test_runner.py checks it).
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
 DEVICE_NAMES = ("cpu", "cuda", "auto")
@@ -75,7 +77,7 @@ class TrainSettings(_Strict):
 class Matrix(_Strict):
     """The cells to run: every model on every backend x device x seed."""
 
-    backends: list[Literal["torch", "tensorflow"]] = Field(["torch"], min_length=1)
+    backends: list[BackendName] = Field(["torch"], min_length=1)
     devices: list[Literal["cpu", "cuda", "auto"]] = Field(["cpu"], min_length=1)
     seeds: list[int] = Field([0], min_length=1)
 
