@@ -319,3 +319,32 @@ def test_perceptron_suite_smoke(reports, mnist, console):
     assert {row["batch_runs"] for row in rows} == {"5"}
     for name in ("pairs.md", "learning_curves.png", "weights.png"):
         assert (outcome.folder / name).stat().st_size > 500
+
+
+@pytest.mark.slow
+def test_repeats_retrain_the_batch_for_timing_and_keep_the_first_results(reports, mnist, console):
+    import json
+
+    from harness import runner
+    from harness.runner import RunRequest
+    from harness.suite.overrides import Override
+
+    def run(repeats):
+        overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500),
+                     Override("options.curve_pairs", []), Override("options.separability", False),
+                     Override("repeats", repeats)]
+        outcome = runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports, resume="no"),
+                             console)
+        return json.loads((outcome.folder / "results.json").read_text())["cells"]
+
+    once, thrice = run(1), run(3)
+    assert [c["cell"]["model"] for c in thrice] == ["pair 0-1", "pair 2-3", "pair 1-2"]
+    for alone, repeated in zip(once, thrice):
+        assert "timings" not in alone["artifacts"]
+        timings = repeated["artifacts"]["timings"]
+        assert len(timings["seconds"]) == 3 and len(timings["batch_seconds"]) == 3
+        assert repeated["record"]["seconds"] == pytest.approx(float(np.median(timings["seconds"])))
+        # Retraining only times: the results are those of one training.
+        for key in ("test_accuracy", "iterations", "converged", "final_loss"):
+            assert repeated["record"][key] == alone["record"][key]
+        assert repeated["artifacts"]["weights"] == alone["artifacts"]["weights"]

@@ -15,7 +15,6 @@ pair as a 28x28 image (Fig. 2.3).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from itertools import combinations
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.backends.base import blas_threads
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
 from harness.report import plots, tables
@@ -135,6 +135,10 @@ class Batch:
     seconds: float
     """Wall-clock seconds of :func:`harness.algorithms.perceptron.train_pairs`, data preparation included."""
     splits: Any
+    #: With the suite's ``repeats`` above 1, every training of the batch timed: each result's seconds
+    #: (its share of the joint loop) and the batch's, one entry per repeat.
+    timings: dict[tuple[Pair, float], list[float]] | None = None
+    batch_timings: list[float] | None = None
 
 
 _BATCH: dict[tuple, Batch] = {}
@@ -159,21 +163,21 @@ def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair,
         wanted += [(tuple(p), r) for p in options.curve_pairs for r in options.curve_learning_rates]
         wanted = list(dict.fromkeys([*wanted, (pair, rate)]))
         runs = [perceptron.Run(p, r, options.init_std, seed) for p, r in wanted]
-        start = time.perf_counter()
-        results = perceptron.train_pairs(splits.x_train, splits.y_train, runs, max_iterations=options.max_iterations,
-                                         threshold=options.threshold, device=device)
+        trainings, batch_seconds = [], []
+        # Repeats (the suite's ``repeats``) train the same batch again only to time it: training from a
+        # fixed start is deterministic, so the first training's results stand for all.
+        for _ in range(suite.repeats):
+            start = time.perf_counter()
+            trainings.append(perceptron.train_pairs(splits.x_train, splits.y_train, runs,
+                                                    max_iterations=options.max_iterations,
+                                                    threshold=options.threshold, device=device))
+            batch_seconds.append(time.perf_counter() - start)
+        timings = {wanted_run: [training[index].seconds for training in trainings]
+                   for index, wanted_run in enumerate(wanted)} if len(trainings) > 1 else None
         _BATCH.clear()  # one batch at a time: a run has one seed and device per cell
-        batch = _BATCH[key] = Batch(dict(zip(wanted, results)), len(runs), time.perf_counter() - start, splits)
+        batch = _BATCH[key] = Batch(dict(zip(wanted, trainings[0])), len(runs), batch_seconds[0], splits, timings,
+                                    batch_seconds if timings else None)
     return batch.results[(pair, rate)], batch
-
-
-def _blas_threads(count: int):
-    """NumPy/SciPy's BLAS on ``count`` threads inside the block (threadpoolctl, a scikit-learn dependency)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return contextlib.nullcontext()
-    return threadpool_limits(count)
 
 
 class PerceptronTask(Task):
@@ -230,6 +234,10 @@ class PerceptronTask(Task):
         }
         artifacts: dict[str, Any] = {"losses": result.losses, "weights": result.weights.tolist(),
                                      "bias": result.bias}
+        if batch.timings:
+            artifacts["timings"] = {"seconds": batch.timings[(pair, rate)], "batch_seconds": batch.batch_timings}
+            record.update(seconds=float(np.median(batch.timings[(pair, rate)])),
+                          batch_seconds=float(np.median(batch.batch_timings)))
         if options.separability and pair in options.pair_list and rate == options.learning_rate:
             record.update(self._separability(rows, signs, pair, result, suite, options, artifacts))
         return CellResult("ok", record, artifacts)
@@ -245,7 +253,7 @@ class PerceptronTask(Task):
         # so no LP runs) and else starts the cutting-plane LP. Then the full forms, the one that proves
         # the likely answer first: the other may spend its whole limit.
         order = ("direct", "hull") if converged else ("hull", "direct")
-        with torch_threads(1), _blas_threads(1):  # small products: one thread, robust to a busy neighbour
+        with torch_threads(1), blas_threads(1):  # small products: one thread, robust to a busy neighbour
             verdict = decide_cached(rows, signs, time_limit=options.lp_time_limit, order=order,
                                     label=f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)",
                                     hyperplane=result.hyperplane, separating=result.separating, nearly=converged)
