@@ -150,7 +150,16 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         with RunProgress(console, len(todo)) as progress:
             finished = {s.cell.key: s.record for s in store.cells(run_info.run_id) if s.result.ok}
             context = RunContext(folder, progress, request.reports, inputs=finished)
+            # Cells run one by one in this process: a short calibration after each brackets it with the
+            # one before (compare judges each row by the machine's speed while its cells ran).
+            previous = env.get("calibration") if getattr(executor, "name", "") == "local" and task.times_cells else None
             for position, cell, result in run_in_stages(executor, todo, context):
+                if previous is not None:
+                    from harness.compare import calibration
+
+                    after = calibration.calibrate(calibration_device, samples=calibration.CELL_SAMPLES)
+                    result.artifacts["calibration"] = calibration.around_cell(previous, after)
+                    previous = after
                 store.save_cell(run_info.run_id, position, cell, result)
                 write_run_files(folder, run_info, store.cells(run_info.run_id), task.columns)
                 if result.ok:

@@ -185,6 +185,7 @@ class PerceptronTask(Task):
 
     name = "perceptron"
     Options = PerceptronOptions
+    times_cells = False  # the first cell trains (and times) every pair of the batch: see trained()
     columns = ("suite", "model", "device", "seed", "learning_rate", "converged", "iterations", "seconds",
                "train_accuracy", "test_accuracy", "train_errors", "lp_verdict", "lp_form", "lp_seconds",
                "report_verdict", "disagreement", "status", "error")
