@@ -123,9 +123,10 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
     env.update(check_frameworks(task, cells))
     executor.start(cells)  # an unreachable cluster fails here, before anything is written
     calibration_device = next((cell.device for cell in cells if cell.device != "auto"), "cpu")
-    if task.uses_backends and any(cell.backend == "torch" for cell in cells):
+    if not task.uses_backends or any(cell.backend == "torch" for cell in cells):
         # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
-        # before and after the cells lets compare tell a busy or slower machine from slower code.
+        # before and after the cells lets compare tell a busy or slower machine from slower code. A task
+        # without a framework (PCA) times BLAS work on the CPU, which the workload stands for as well.
         from harness.compare import calibration
 
         env["calibration"] = calibration.calibrate(calibration_device)

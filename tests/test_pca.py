@@ -102,3 +102,5 @@ def test_repeats_time_every_fit_and_give_compare_a_spread(reports, console):
     assert len(timings) == 3 and all(seconds > 0 for seconds in timings)
     assert cell.record["seconds"] == pytest.approx(float(np.median(timings)))
     assert cell.values("seconds") == timings  # what compare's rank test reads: three samples, not one
+    # Calibrated like a training run (the run's, and the cell's own), so compare can tell load from code.
+    assert run.calibration_seconds > 0 and cell.calibration > 0
