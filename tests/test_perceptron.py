@@ -348,3 +348,19 @@ def test_repeats_retrain_the_batch_for_timing_and_keep_the_first_results(reports
         for key in ("test_accuracy", "iterations", "converged", "final_loss"):
             assert repeated["record"][key] == alone["record"][key]
         assert repeated["artifacts"]["weights"] == alone["artifacts"]["weights"]
+
+
+@pytest.mark.slow
+def test_a_second_run_in_the_same_process_trains_and_times_the_batch_again(reports, mnist, console, monkeypatch):
+    from harness import runner
+    from harness.runner import RunRequest
+    from harness.suite.overrides import Override
+
+    calls = []
+    original = perceptron.train_pairs
+    monkeypatch.setattr(perceptron, "train_pairs", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500),
+                 Override("options.curve_pairs", []), Override("options.separability", False)]
+    for _ in range(2):  # as harness nightly measures a suspect suite again, in one process
+        runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports, resume="no"), console)
+    assert len(calls) == 2  # one batch per run, shared by its three cells
