@@ -6,8 +6,8 @@
 SOURCE is anything ``harness compare`` reads (run id, results.json, run folder, baseline file). Each
 comparison row (model x backend x device, seeds and repeats pooled) becomes one benchmark whose
 rounds are the row's measurements of ``metric`` (seconds; by default the timing the suite's
-``[regression]`` thresholds judge: ``train_seconds``, or pca's and the perceptron's ``seconds``); its accuracy and parameter count go
-into ``extra_info``. Machine and commit come from the run's stored environment, not from the
+``[regression]`` thresholds judge: ``train_seconds``, or pca's and the perceptron's ``seconds``);
+its accuracy and parameter count go into ``extra_info``. Machine and commit come from the run's stored environment, not from the
 machine doing the export.
 """
 
@@ -124,7 +124,8 @@ def to_pytest_benchmark(results: RunResults, metric: str = "train_seconds") -> d
 
 def judged_timing(results: RunResults) -> str:
     """The timing the run's suite is judged on (its first timing threshold), else ``train_seconds``."""
-    timings = [threshold.metric for threshold in parse_thresholds(results.settings().fail) if is_timing(threshold.metric)]
+    thresholds = parse_thresholds(results.settings().fail)
+    timings = [threshold.metric for threshold in thresholds if is_timing(threshold.metric)]
     return timings[0] if timings else "train_seconds"
 
 
