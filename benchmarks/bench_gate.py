@@ -4,10 +4,11 @@
     python benchmarks/bench_gate.py judge --reports DIR [--baseline reports/baselines/cpu-nightly.json]
 
 ``runs`` runs each suite's nightly profile ``2 * pairs`` times as the code is, and ``slowed`` more times
-with every optimizer step made 30 % slower (a sleep after each step, as long as 30 % of the step's
-own time: a monkeypatch in this process only, not an option of the harness). Run ids go to
-DIR/gate-runs.json. ``judge`` runs ``harness compare`` (the command line, for its exit codes) on each
-same-code pair, on a plain run with 2 points taken off every test accuracy in its results.json, on
+with the timed work made 30 % slower (a sleep after each optimizer step, PCA fit and pass of the
+perceptrons' loop, as long as 30 % of its own time: a monkeypatch in this process only, not an
+option of the harness). Run ids go to DIR/gate-runs.json. ``judge`` runs ``harness compare`` (the
+command line, for its exit codes) on each same-code pair, on a plain run with 2 points taken off
+every judged accuracy in its results.json (the non-timing thresholds of the suite), on
 each slowed run alone (shown, not judged: one run may be "unconfirmed") and on the two slowed runs
 as run and rerun (as ``harness nightly`` measures a suspect again), and the same kinds against the
 committed baseline; it prints a table and writes DIR/gate-judged.json. Timings depend on the
@@ -28,28 +29,39 @@ ROOT = Path(__file__).resolve().parent.parent
 SLOWDOWN = 0.30
 
 
-def slow_down_optimizer_steps(factor: float) -> None:
-    """Sleep after each Adam step for ``factor`` x the time since the previous step ended (forward,
-    backward and the step itself); the first step of an epoch, after validation, uses its own time."""
-    import torch
-
-    original = torch.optim.Adam.step
+def slow_down(owner: object, attribute: str, factor: float) -> None:
+    """Sleep after each call of ``owner.attribute`` for ``factor`` x the time since the previous call
+    ended (the work between calls, the call included); after a pause of a second or more (validation,
+    another cell) the call's own time."""
+    original = getattr(owner, attribute)
     last_end: list[float] = []
 
-    def step(self, *args, **kwargs):
+    def slowed(*args, **kwargs):
         called = time.perf_counter()
-        result = original(self, *args, **kwargs)
+        result = original(*args, **kwargs)
         done = time.perf_counter()
         work = done - last_end[0] if last_end and done - last_end[0] < 1.0 else done - called
         time.sleep(factor * work)
         last_end[:] = [time.perf_counter()]
         return result
 
-    torch.optim.Adam.step = step
+    setattr(owner, attribute, slowed)
+
+
+def slow_down_timed_work(factor: float) -> None:
+    """Make the work each task times ``factor`` slower: every optimizer step (the training tasks: Adam),
+    every PCA fit, and every class pass of the perceptrons' joint loop (inside its timed loop)."""
+    import torch
+
+    from harness.algorithms import pca, perceptron
+
+    slow_down(torch.optim.Adam, "step", factor)
+    slow_down(pca, "fit_pca", factor)
+    for kernel in ("_float64_class", "_int8_class"):
+        slow_down(perceptron._JointLoop, kernel, factor)
 
 
 def runs(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT))
     from rich.console import Console
 
     from harness import runner
@@ -62,7 +74,7 @@ def runs(args: argparse.Namespace) -> None:
     patched = False
     for suite, slowed in plan:
         if slowed and not patched:
-            slow_down_optimizer_steps(SLOWDOWN)
+            slow_down_timed_work(SLOWDOWN)
             patched = True
         started = time.perf_counter()
         outcome = runner.run(runner.RunRequest(suite, "nightly", resume="no", reports=args.reports), console)
@@ -82,14 +94,27 @@ def harness_compare(reports: Path, *sources: str) -> tuple[int, str]:
     return done.returncode, summary
 
 
+def judged_metrics(document: dict) -> list[str]:
+    """The run's non-timing thresholds' metrics: its accuracies (test_accuracy; mtl's task1_/task2_;
+    pca's first explained-variance ratio)."""
+    from harness.thresholds import DEFAULT_FAIL, is_timing, parse_thresholds
+
+    fail = (document.get("config", {}).get("regression") or {}).get("fail") or DEFAULT_FAIL
+    return [threshold.metric for threshold in parse_thresholds(fail) if not is_timing(threshold.metric)]
+
+
 def drop_accuracy(reports: Path, suite: str, run_id: str, points: float) -> Path:
-    """A copy of the run's results.json with ``points`` taken off every cell's test accuracy."""
+    """A copy of the run's results.json with ``points`` taken off every cell's judged accuracies
+    (percentage points; a metric in fractions, such as pca's ratio_1, loses ``points / 100``)."""
+    from harness.thresholds import unit
+
     document = json.loads((reports / suite / run_id / "results.json").read_text())
     dropped = copy.deepcopy(document)
     dropped["run_id"] = f"{run_id}-drop{points:g}"
-    for cell in dropped["cells"]:
-        if isinstance(cell["record"].get("test_accuracy"), (int, float)):
-            cell["record"]["test_accuracy"] -= points
+    for metric in judged_metrics(document):
+        for cell in dropped["cells"]:
+            if isinstance(cell["record"].get(metric), (int, float)):
+                cell["record"][metric] -= points if unit(metric) == "%" else points / 100
     path = reports / "gate-dropped" / suite / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dropped, indent=1))
@@ -97,8 +122,14 @@ def drop_accuracy(reports: Path, suite: str, run_id: str, points: float) -> Path
 
 
 def accuracy(reports: Path, suite: str, run_id: str) -> dict[str, float]:
+    """Every judged accuracy of the run by cell and metric (in points: fractions x 100)."""
+    from harness.thresholds import unit
+
     document = json.loads((reports / suite / run_id / "results.json").read_text())
-    return {cell["cell"]["model"]: cell["record"].get("test_accuracy") for cell in document["cells"]}
+    return {(cell["key"], metric):
+            cell["record"][metric] * (1 if unit(metric) == "%" else 100)
+            for metric in judged_metrics(document) for cell in document["cells"]
+            if isinstance(cell["record"].get(metric), (int, float))}
 
 
 def judge(args: argparse.Namespace) -> None:
@@ -132,7 +163,7 @@ def judge(args: argparse.Namespace) -> None:
             verdict = "-" if expected is None else ("ok" if code == expected else "WRONG")
             print(f"{verdict:5} {suite:13} {kind:32} exit {code} (want {'-' if expected is None else expected})  "
                   f"{Path(current).name:28} {summary}", flush=True)
-        print(f"{suite}: largest test-accuracy difference over {len(pairs)} same-code pairs: "
+        print(f"{suite}: largest accuracy difference over {len(pairs)} same-code pairs: "
               f"{max(differences):.2f} points ({', '.join(f'{d:.2f}' for d in differences)}); "
               f"run wall time {min(entry['wall_seconds']):.0f}-{max(entry['wall_seconds']):.0f} s", flush=True)
     (args.reports / "gate-judged.json").write_text(json.dumps(judged, indent=1) + "\n")
@@ -149,6 +180,7 @@ def main() -> None:
     parser.add_argument("--slowed", type=int, default=2)
     parser.add_argument("--baseline", type=Path, default=None)
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))  # this checkout's harness, whatever the environment installed
     args.suites = [name for name in args.suites.split(",") if name]
     args.reports = args.reports.resolve()
     args.reports.mkdir(parents=True, exist_ok=True)

@@ -133,9 +133,10 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
     executor.start(cells)  # an unreachable cluster fails here, before anything is written
     # The calibration runs in this process: on a GPU only where the cells' GPU is this machine's.
     calibration_device = next((cell.device for cell in cells if cell.device != "auto" and devices_here), "cpu")
-    if task.uses_backends and any(cell.backend == "torch" for cell in cells):
+    if not task.uses_backends or any(cell.backend == "torch" for cell in cells):
         # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
-        # before and after the cells lets compare tell a busy or slower machine from slower code.
+        # before and after the cells lets compare tell a busy or slower machine from slower code. A task
+        # without a framework (PCA) times BLAS work on the CPU, which the workload stands for as well.
         from harness.compare import calibration
 
         env["calibration"] = calibration.calibrate(calibration_device)
@@ -161,7 +162,16 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         with RunProgress(console, len(todo)) as progress, files:
             finished = {s.cell.key: s.record for s in store.cells(run_info.run_id) if s.result.ok}
             context = RunContext(folder, progress, request.reports, inputs=finished)
+            # Cells run one by one in this process: a short calibration after each brackets it with the
+            # one before (compare judges each row by the machine's speed while its cells ran).
+            previous = env.get("calibration") if devices_here and task.times_cells else None
             for position, cell, result in run_in_stages(executor, todo, context):
+                if previous is not None:
+                    from harness.compare import calibration
+
+                    after = calibration.calibrate(calibration_device, samples=calibration.CELL_SAMPLES)
+                    result.artifacts["calibration"] = calibration.around_cell(previous, after)
+                    previous = after
                 store.save_cell(run_info.run_id, position, cell, result)
                 files.cell_saved()
                 if result.ok:

@@ -70,3 +70,21 @@ def test_module_entry_point_exports_a_run_folder(tmp_path, capsys):
     assert "no 'train_seconds' measurements" in capsys.readouterr().err
     assert main(["only-one-argument"]) == 2
     assert json.loads(json.dumps(to_pytest_benchmark(synthetic_run("r", seed=1))))["version"]
+
+
+def test_export_holds_the_timing_the_suite_is_judged_on(tmp_path):
+    from dataclasses import replace
+
+    from harness.errors import UserError
+
+    run = synthetic_run("run-a", seed=1)
+    # pca and the perceptron time 'seconds' (their [regression] says so); they record no train_seconds.
+    timed = replace(run, regression={"fail": "test_accuracy:-1.0,seconds:+10%"},
+                    cells=[replace(cell, record={("seconds" if key == "train_seconds" else key): value
+                                                 for key, value in cell.record.items()},
+                                   samples={"seconds": cell.samples["train_seconds"]}) for cell in run.cells])
+    document = json.loads(export(timed, tmp_path / "pca.json").read_text())
+    assert [b["name"] for b in document["benchmarks"]] == ["seconds[MLP-torch-cpu]", "seconds[CNN-torch-cpu]"]
+    assert document["benchmarks"][0]["stats"]["rounds"] == 12
+    with pytest.raises(UserError, match="no 'train_seconds' measurements"):
+        export(timed, tmp_path / "asked.json", "train_seconds")

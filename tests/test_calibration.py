@@ -76,3 +76,14 @@ def test_merge_keeps_all_samples_and_their_median():
     assert merged["drift"] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="versions"):
         calibration.merge(before, {**after, "version": 2})
+
+
+
+def test_a_cell_calibration_is_the_end_of_the_one_before_and_the_one_after():
+    before = {"version": 1, "samples": [0.5] * 10 + [0.1] * calibration.CELL_SAMPLES, "seconds": 0.1}
+    after = {"version": 1, "samples": [0.3] * calibration.CELL_SAMPLES, "seconds": 0.3}
+    around = calibration.around_cell(before, after)
+    assert around == {"version": 1, "samples": [0.1] * 5 + [0.3] * 5, "seconds": pytest.approx(0.2),
+                      "spread": pytest.approx(100.0)}
+    with pytest.raises(ValueError, match="versions"):
+        calibration.around_cell(before, {**after, "version": 2})

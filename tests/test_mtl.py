@@ -172,3 +172,25 @@ def test_mtl_smoke_run_writes_both_tables_and_every_figure(reports, fashion_mnis
     assert "model_STL_task_2__backend_torch__device_cpu__seed_0__914ccb31/confusion_task2.png" in figures
     assert "model_MTL__backend_torch__device_cpu__seed_0__lambda_0.5__a5146413/learning_curves.png" in figures
     assert len(figures) == 2 * 2 + 3 * 3  # STL: curves + confusion; MTL: curves + 2 confusions
+
+
+@pytest.mark.slow
+def test_every_mtl_row_gives_compare_one_timing_sample_per_epoch_and_is_judged_on_both_heads(reports, fashion_mnist,
+                                                                                             console):
+    from harness import runner
+    from harness.compare import baselines
+    from harness.runner import RunRequest
+    from harness.store import ResultsStore
+    from harness.thresholds import parse_thresholds
+
+    overrides = [Override("data.train_samples", 300), Override("data.test_samples", 200), Override("train.epochs", 3),
+                 Override("options.lambdas", [0.7])]
+    outcome = runner.run(RunRequest("mtl", "smoke", overrides=overrides, reports=reports), console)
+    with ResultsStore(reports / "results.db") as store:
+        run = baselines.from_store(store, outcome.run.run_id)
+    assert [cell.model for cell in run.cells] == ["STL task 1", "STL task 2", "MTL"]
+    for cell in run.cells:  # the single-task CNNs too, not only the multi-task one
+        assert len(cell.values("seconds_per_epoch")) == 3 and len(cell.values("train_seconds")) == 3
+    judged = {threshold.metric for threshold in parse_thresholds(run.settings().fail)}
+    assert judged == {"task1_test_accuracy", "task2_test_accuracy", "train_seconds"}
+    assert all(cell.values("task1_test_accuracy") for cell in run.cells if cell.model != "STL task 2")

@@ -82,3 +82,25 @@ def test_pca_suite_smoke_matches_a_direct_fit(reports, mnist, console):
     assert "| 154 |" in table  # the report's component count beside ours
     for name in ("explained_variance.png", "scatter_train.png", "scatter_train_first400.png", "scatter_test.png"):
         assert (outcome.folder / name).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_repeats_time_every_fit_and_give_compare_a_spread(reports, console):
+    from harness import runner
+    from harness.compare import baselines
+    from harness.runner import RunRequest
+    from harness.store import ResultsStore
+    from harness.suite.overrides import Override
+
+    overrides = [Override("data.train_samples", 400), Override("data.test_samples", 300), Override("repeats", 3),
+                 Override("options.sets", ["train"])]
+    outcome = runner.run(RunRequest("pca", "smoke", overrides=overrides, reports=reports), console)
+    with ResultsStore(reports / "results.db") as store:
+        run = baselines.from_store(store, outcome.run.run_id)
+    (cell,) = run.cells
+    timings = cell.samples["seconds"]
+    assert len(timings) == 3 and all(seconds > 0 for seconds in timings)
+    assert cell.record["seconds"] == pytest.approx(float(np.median(timings)))
+    assert cell.values("seconds") == timings  # what compare's rank test reads: three samples, not one
+    # Calibrated like a training run (the run's, and the cell's own), so compare can tell load from code.
+    assert run.calibration_seconds > 0 and cell.calibration > 0

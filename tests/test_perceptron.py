@@ -350,3 +350,47 @@ def test_verdicts_decided_in_worker_processes_are_those_decided_in_the_run(repor
     assert {pair: v[:2] for pair, v in verdicts[1].items()} == {pair: v[:2] for pair, v in verdicts[2].items()}
     assert {v[2] for v in verdicts[1].values()} == {1} and {v[2] for v in verdicts[2].values()} == {2}
     assert not any(v[3] for run in verdicts.values() for v in run.values())
+
+
+def test_repeats_retrain_the_batch_for_timing_and_keep_the_first_results(reports, mnist, console):
+    import json
+
+    from harness import runner
+    from harness.runner import RunRequest
+    from harness.suite.overrides import Override
+
+    def run(repeats):
+        overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500),
+                     Override("options.curve_pairs", []), Override("options.separability", False),
+                     Override("repeats", repeats)]
+        outcome = runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports, resume="no"),
+                             console)
+        return json.loads((outcome.folder / "results.json").read_text())["cells"]
+
+    once, thrice = run(1), run(3)
+    assert [c["cell"]["model"] for c in thrice] == ["pair 0-1", "pair 2-3", "pair 1-2"]
+    for alone, repeated in zip(once, thrice):
+        assert "timings" not in alone["artifacts"]
+        timings = repeated["artifacts"]["timings"]
+        assert len(timings["seconds"]) == 3 and len(timings["batch_seconds"]) == 3
+        assert repeated["record"]["seconds"] == pytest.approx(float(np.median(timings["seconds"])))
+        # Retraining only times: the results are those of one training.
+        for key in ("test_accuracy", "iterations", "converged", "final_loss"):
+            assert repeated["record"][key] == alone["record"][key]
+        assert repeated["artifacts"]["weights"] == alone["artifacts"]["weights"]
+
+
+@pytest.mark.slow
+def test_a_second_run_in_the_same_process_trains_and_times_the_batch_again(reports, mnist, console, monkeypatch):
+    from harness import runner
+    from harness.runner import RunRequest
+    from harness.suite.overrides import Override
+
+    calls = []
+    original = perceptron.train_pairs
+    monkeypatch.setattr(perceptron, "train_pairs", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500),
+                 Override("options.curve_pairs", []), Override("options.separability", False)]
+    for _ in range(2):  # as harness nightly measures a suspect suite again, in one process
+        runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports, resume="no"), console)
+    assert len(calls) == 2  # one batch per run, shared by its three cells

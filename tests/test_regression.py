@@ -325,3 +325,51 @@ def test_a_run_whose_machine_changed_speed_while_it_ran_is_not_comparable():
     steadier = compare(synthetic_run("a", seed=1), drifted)
     assert {v.outcome for v in steadier.verdicts if v.metric == "train_seconds"} == {Outcome.UNCONFIRMED}
     assert not any("speed changed" in warning for warning in steadier.warnings)
+
+
+def with_cell_calibrations(run: RunResults, seconds: dict[str, float]) -> RunResults:
+    """``run`` with each cell's own calibration (model -> seconds), as the runner stores around each cell."""
+    from dataclasses import replace
+
+    return replace(run, cells=[replace(cell, calibration=seconds[cell.model]) for cell in run.cells])
+
+
+@pytest.mark.parametrize("normalize", ["always", "auto"])
+def test_a_load_during_some_cells_is_matched_by_their_own_calibration(normalize):
+    # The run's calibrations (before the first cell, after the last) saw a quiet machine; a load came
+    # during the MLP cells only: they and the calibration around them took 50 % longer. The CNN code
+    # really got 30 % slower, with the machine as quiet as in the baseline.
+    baseline = with_cell_calibrations(synthetic_run("a", seed=1), {"MLP": 0.1, "CNN": 0.1})
+    current = synthetic_run("b", seed=2)
+    current = replace_cells(current, lambda cell: {"MLP": 1.5, "CNN": 1.3}[cell.model])
+    current = with_cell_calibrations(current, {"MLP": 0.15, "CNN": 0.1})
+    comparison = compare(baseline, current, normalize=normalize)
+    timing = outcomes(comparison, "train_seconds")
+    assert timing["MLP · torch/cpu"] is not Outcome.REGRESSED
+    assert timing["CNN · torch/cpu"] is Outcome.REGRESSED
+    assert "2 row(s) judged by the calibrations taken around their own cells" in comparison.notes
+    # Without the cells' calibrations the run's own (equal on both sides) decides: the load is blamed on the code.
+    plain = compare(synthetic_run("a", seed=1), replace_cells(synthetic_run("b", seed=2),
+                                                             lambda cell: {"MLP": 1.5, "CNN": 1.3}[cell.model]),
+                    normalize=normalize)
+    assert outcomes(plain, "train_seconds")["MLP · torch/cpu"] is Outcome.REGRESSED
+
+
+def test_cell_calibrations_too_far_apart_make_the_row_not_comparable():
+    baseline = with_cell_calibrations(synthetic_run("a", seed=1), {"MLP": 0.1, "CNN": 0.1})
+    current = with_cell_calibrations(replace_cells(synthetic_run("b", seed=2), lambda cell: 1.3),
+                                     {"MLP": 0.1 * MAX_TIME_SCALE * 1.5, "CNN": 0.1})
+    timing = outcomes(compare(baseline, current), "train_seconds")
+    assert timing == {"MLP · torch/cpu": Outcome.NOT_COMPARABLE, "CNN · torch/cpu": Outcome.REGRESSED}
+
+
+def replace_cells(run: RunResults, slowdown) -> RunResults:
+    """``run`` with each cell's timings multiplied by ``slowdown(cell)``."""
+    from dataclasses import replace
+
+    def slower(cell):
+        factor = slowdown(cell)
+        return replace(cell, record={**cell.record, "train_seconds": cell.record["train_seconds"] * factor},
+                       samples={name: [value * factor for value in values] for name, values in cell.samples.items()})
+
+    return replace(run, cells=[slower(cell) for cell in run.cells])

@@ -232,6 +232,31 @@ def test_a_run_of_some_models_is_partial_until_the_rest_are_run(reports, tiny, m
     assert len(folders) == 4 and sum(name.startswith("model_Net_A__") for name in folders) == 2
 
 
+
+def test_each_cell_keeps_the_calibration_taken_around_it(reports, tiny, mnist, console, monkeypatch):
+    from harness.compare import baselines, calibration
+
+    taken: list[int] = []
+
+    def fake(device="cpu", samples=calibration.SAMPLES, **_):
+        # The machine gets slower with every calibration: 1 ms, 2 ms, ... per pass.
+        taken.append(samples)
+        return calibration.describe({"version": calibration.VERSION, "samples": [len(taken) / 1000] * samples})
+
+    monkeypatch.setattr(calibration, "calibrate", fake)
+    outcome = runner.run(RunRequest(tiny, "smoke", reports=reports), console)
+    # One for the run before the cells, one short one after each of the 4 cells, one for the run after them.
+    assert taken == [calibration.SAMPLES] + [calibration.CELL_SAMPLES] * 4 + [calibration.SAMPLES]
+    with ResultsStore(reports / "results.db") as store:
+        cells = store.cells(outcome.run.run_id)
+        summary = baselines.from_store(store, outcome.run.run_id)
+    for number, stored in enumerate(cells, start=1):  # cell n: between calibration n and n + 1
+        around = stored.result.artifacts["calibration"]
+        assert around["samples"] == [number / 1000] * calibration.CELL_SAMPLES + [(number + 1) / 1000] * 5
+        assert around["seconds"] == pytest.approx((number + 0.5) / 1000)
+    assert [cell.calibration for cell in summary.cells] == pytest.approx([0.0015, 0.0025, 0.0035, 0.0045])
+
+
 # Fault injection: kill -9 at random moments, rerun after each
 @slow
 def test_kills_at_random_moments_lose_and_duplicate_nothing(tmp_path, mnist):

@@ -119,3 +119,19 @@ def test_every_backend_a_suite_may_name_is_registered():
     from harness.suite.schema import BACKEND_NAMES
 
     assert list(BACKEND_NAMES) == backend_names() == ["torch", "tensorflow"]
+
+
+def timing_samples(suite) -> int:
+    """Timing samples one row of a run gets: repeats of the timed work, else the epochs of one training
+    (compare takes each epoch's seconds; a search's trials train for their own epochs)."""
+    if suite.repeats > 1 or suite.task in ("pca", "perceptron"):
+        return suite.repeats
+    return min(suite.train.epochs, suite.options.get("trial_epochs", suite.train.epochs))
+
+
+def test_every_suite_has_a_nightly_profile_with_five_timing_samples_a_row():
+    names = suite_names()  # the study (report) is not among them
+    assert len(names) == 11
+    for name in names:
+        suite = load_suite(name, "nightly")
+        assert timing_samples(suite) >= 5, name

@@ -24,15 +24,14 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from harness.algorithms.separability import Verdict, decide_cached
+from harness.backends.base import blas_threads
 
 #: What a job is: its key, and a function giving ``decide_cached``'s arguments (built only when it is handed over).
 Job = tuple[Hashable, Callable[[], tuple[tuple, dict[str, Any]]]]
 
 
 def _decide_in_worker(args: tuple, kwargs: dict[str, Any]) -> Verdict:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # one BLAS thread per worker: the workers are the parallelism
+    with blas_threads(1):  # one BLAS thread per worker: the workers are the parallelism
         return decide_cached(*args, **kwargs)
 
 

@@ -210,6 +210,17 @@ def nvidia_driver() -> str | None:
     return lines[0] if out.returncode == 0 and lines else None
 
 
+def blas_threads(count: int):
+    """NumPy/SciPy's BLAS on ``count`` threads inside the block (threadpoolctl, a scikit-learn dependency)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(count)
+
+
 def framework_threads() -> int:
     """Threads a framework should use: ``$HARNESS_THREADS`` if set, else the cores this process may run on.
 

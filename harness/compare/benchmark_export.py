@@ -1,12 +1,13 @@
 """Export a run's timings in pytest-benchmark's JSON format, so its tools read harness results.
 
-    python -m harness.compare.benchmark_export SOURCE OUT.json [metric=train_seconds]
+    python -m harness.compare.benchmark_export SOURCE OUT.json [metric=NAME]
     pytest-benchmark compare OLD.json OUT.json        (or --benchmark-compare in a pytest run)
 
 SOURCE is anything ``harness compare`` reads (run id, results.json, run folder, baseline file). Each
 comparison row (model x backend x device, seeds and repeats pooled) becomes one benchmark whose
-rounds are the row's measurements of ``metric`` (seconds); its accuracy and parameter count go
-into ``extra_info``. Machine and commit come from the run's stored environment, not from the
+rounds are the row's measurements of ``metric`` (seconds; by default the timing the suite's
+``[regression]`` thresholds judge: ``train_seconds``, or pca's and the perceptron's ``seconds``);
+its accuracy and parameter count go into ``extra_info``. Machine and commit come from the run's stored environment, not from the
 machine doing the export.
 """
 
@@ -22,6 +23,7 @@ from harness.compare.results import RunResults, Side
 from harness.compare.stats import SampleStats
 from harness.errors import UserError
 from harness.paths import atomic_write
+from harness.thresholds import is_timing, parse_thresholds
 
 #: The pytest-benchmark data format these files follow (its JSON 'version' field).
 PYTEST_BENCHMARK_FORMAT = "5.1.0"
@@ -120,8 +122,17 @@ def to_pytest_benchmark(results: RunResults, metric: str = "train_seconds") -> d
     }
 
 
-def export(results: RunResults, path: Path, metric: str = "train_seconds") -> Path:
-    """Write the run's pytest-benchmark JSON to ``path``; a UserError if no row has ``metric``."""
+def judged_timing(results: RunResults) -> str:
+    """The timing the run's suite is judged on (its first timing threshold), else ``train_seconds``."""
+    thresholds = parse_thresholds(results.settings().fail)
+    timings = [threshold.metric for threshold in thresholds if is_timing(threshold.metric)]
+    return timings[0] if timings else "train_seconds"
+
+
+def export(results: RunResults, path: Path, metric: str | None = None) -> Path:
+    """Write the run's pytest-benchmark JSON to ``path`` (``metric`` by default the suite's judged
+    timing, :func:`judged_timing`); a UserError if no row has it."""
+    metric = metric or judged_timing(results)
     document = to_pytest_benchmark(results, metric)
     if not document["benchmarks"]:
         raise UserError(f"run {results.run_id} has no {metric!r} measurements to export")
@@ -144,7 +155,7 @@ def main(argv: list[str]) -> int:
         (results, *more) = resolve(positional[0], Path(options.get("reports", reports_dir())))
         if more:
             raise UserError(f"{positional[0]} holds several suites; export a run id or a results.json")
-        path = export(results, Path(positional[1]), options.get("metric", "train_seconds"))
+        path = export(results, Path(positional[1]), options.get("metric"))
     except UserError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return UserError.exit_code

@@ -32,6 +32,8 @@ CONV_BATCH, CONV_CHANNELS, IMAGE = 32, 32, 28
 #: Samples per calibration, and the least time each one lasts: 15 x 0.1 s, about 1.5 s in all.
 SAMPLES = 15
 MIN_SAMPLE_SECONDS = 0.1
+#: Samples of the short calibration the runner takes after each cell (about half a second).
+CELL_SAMPLES = 5
 
 
 def calibrate(device: str = "cpu", samples: int = SAMPLES, min_sample_seconds: float = MIN_SAMPLE_SECONDS,
@@ -136,3 +138,15 @@ def drift(before: Sequence[float], after: Sequence[float]) -> float | None:
     if not before or not after or statistics.median(before) <= 0:
         return None
     return statistics.median(after) / statistics.median(before)
+
+
+def around_cell(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """One cell's calibration from those taken just before it (the last :data:`CELL_SAMPLES` samples)
+    and just after it: the machine's speed while that cell ran. A load that comes and goes during a
+    run changes the calibration around the cells it slows, where the run's calibration (before the
+    first cell and after the last) averages it away."""
+    if before.get("version") != after.get("version"):
+        raise ValueError("calibrations of different workload versions cannot be merged")
+    samples = list(before["samples"])[-CELL_SAMPLES:] + list(after["samples"])
+    return {key: value for key, value in describe({"version": after["version"], "samples": samples}).items()
+            if key in ("version", "samples", "seconds", "spread")}

@@ -133,6 +133,8 @@ class TimeScale:
     not_comparable: str | None = None
     #: Set when a calibration was unsteady: timing regressions stay unconfirmed.
     unsteady: str | None = None
+    #: True when the factor scales the timings (not when they are left alone: normalize, no calibration).
+    scaled: bool = False
 
 
 def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> TimeScale:
@@ -168,7 +170,24 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
                   if same_machine else "measure a baseline on this kind of machine")
         return TimeScale(not_comparable=f"timings not comparable with this baseline: the {described} differ by "
                                         f"x{max(factor, 1 / factor):.1f} (allowed up to x{MAX_TIME_SCALE:g}); {advice}")
-    return TimeScale(factor, f"timings scaled by {factor:.3f} ({described})", unsteady=unsteady_text)
+    return TimeScale(factor, f"timings scaled by {factor:.3f} ({described})", unsteady=unsteady_text, scaled=True)
+
+
+def row_scale(scale: TimeScale, load: float | None, before: Side, now: Side) -> tuple[TimeScale, float | None]:
+    """The run's scale and machine load, narrowed to one row where the cells of both sides carry their
+    own calibration (taken just before and after each cell): a load that came and went during a run is
+    then set against the cells it slowed, not averaged over the whole run."""
+    before_seconds, now_seconds = before.calibration, now.calibration
+    if before_seconds is None or now_seconds is None or scale.not_comparable is not None:
+        return scale, load
+    factor = before_seconds / now_seconds
+    if not 1 / MAX_TIME_SCALE <= factor <= MAX_TIME_SCALE:
+        return replace(scale, factor=1.0, scaled=False,
+                       not_comparable=f"the calibrations around this row's cells differ by "
+                                      f"x{max(factor, 1 / factor):.1f}"), None
+    if scale.scaled:
+        return replace(scale, factor=factor), load
+    return scale, factor if load is not None else None
 
 
 def machine_load(baseline: RunResults, current: RunResults) -> float | None:
@@ -228,9 +247,12 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
                      "the runs may not measure the same thing")
     before_rows, now_rows = baseline.rows(), current.rows()
     verdicts: list[Verdict] = []
+    per_cell = 0
     for row in list(before_rows) + [r for r in now_rows if r not in before_rows]:
         before = Side(tuple(before_rows.get(row, ())))
-        now = Side(tuple(now_rows.get(row, ())), scale.factor)
+        row_timing, row_load = row_scale(scale, load, before, Side(tuple(now_rows.get(row, ()))))
+        per_cell += row_timing is not scale or row_load is not load
+        now = Side(tuple(now_rows.get(row, ())), row_timing.factor)
         status = StatusCheck().judge(row, now, before, alpha)
         verdicts.append(status)
         if status.outcome in (Outcome.NEW,) or not now.cells:
@@ -240,11 +262,13 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
             if verdict is None:
                 continue
             if is_timing(verdict.metric):
-                if verdict.regressed and load is not None:
-                    verdict = blame_the_machine(verdict, check.judge(row, replace(now, time_scale=load), before,
-                                                                     alpha), load)
-                verdict = limit_timing(verdict, scale)
+                if verdict.regressed and row_load is not None:
+                    verdict = blame_the_machine(verdict, check.judge(row, replace(now, time_scale=row_load), before,
+                                                                     alpha), row_load)
+                verdict = limit_timing(verdict, row_timing)
             verdicts.append(verdict)
+    if per_cell:
+        notes.append(f"{per_cell} row(s) judged by the calibrations taken around their own cells")
     return Comparison(
         suite=current.suite,
         baseline_id=baseline.run_id,

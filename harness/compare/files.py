@@ -101,6 +101,7 @@ class BaselineCell(_Open):
     error: str = ""
     record: dict[str, Any]
     samples: dict[str, list[float]] = Field(default_factory=dict)
+    calibration: float | None = Field(None, gt=0, description="Seconds of the calibration around this cell.")
 
 
 class BaselineEntry(_Open):
@@ -116,7 +117,8 @@ class BaselineEntry(_Open):
     cells: list[BaselineCell]
 
     def results(self) -> RunResults:
-        cells = [CellSummary(c.model, c.backend, c.device, c.seed, c.params, c.status, c.error, c.record, c.samples)
+        cells = [CellSummary(c.model, c.backend, c.device, c.seed, c.params, c.status, c.error, c.record, c.samples,
+                             c.calibration)
                  for c in self.cells]
         return RunResults(self.suite, self.run_id, self.profile, self.config_hash, self.created,
                           self.environment.model_dump(exclude_unset=True),

@@ -5,10 +5,11 @@ cells of one comparison row on one side."""
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.compare.calibration import drift, spread
+from harness.compare.calibration import VERSION, drift, spread
 from harness.suite.regression_settings import RegressionSettings
 from harness.thresholds import is_timing
 
@@ -30,6 +31,10 @@ class CellSummary:
     record: dict[str, Any]
     #: Repeated measurements of a metric within the cell (``artifacts['timings']``, per-epoch seconds).
     samples: dict[str, list[float]] = field(default_factory=dict)
+    #: Median seconds of the calibration workload taken just before and after this cell
+    #: (``artifacts['calibration']``, :func:`harness.compare.calibration.around_cell`): the machine's
+    #: speed while the cell ran. None where the run took none (older runs, other executors).
+    calibration: float | None = None
 
     @property
     def row(self) -> str:
@@ -59,8 +64,11 @@ class CellSummary:
             # is a sample of the whole training time. Two epochs x four seeds give eight samples, not
             # four; on the shared machine that is what let a 30 % slowdown stand out of the noise.
             samples.setdefault("train_seconds", [seconds * len(epoch_seconds) for seconds in epoch_seconds])
+        measured = artifacts.get("calibration") or {}
+        seconds = measured.get("seconds") if measured.get("version") == VERSION else None
         return cls(cell["model"], cell["backend"], cell["device"], int(cell["seed"]), dict(cell.get("params") or {}),
-                   status, error, record, samples)
+                   status, error, record, samples,
+                   float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,3 +149,11 @@ class Side:
     @property
     def ok(self) -> bool:
         return bool(self.cells) and all(cell.status == "ok" for cell in self.cells)
+
+    @property
+    def calibration(self) -> float | None:
+        """The median of the row's own cell calibrations, or None unless every finished cell has one."""
+        measured = [cell.calibration for cell in self.cells if cell.status == "ok"]
+        if not measured or None in measured:
+            return None
+        return statistics.median(measured)

@@ -84,6 +84,8 @@ class Task(ABC):
     uses_backends: ClassVar[bool] = True
     #: Whether cells read the suite's dataset (the runner fetches and verifies it first).
     uses_dataset: ClassVar[bool] = True
+    #: Whether a cell's timings are measured while that cell runs (so the calibration around it applies).
+    times_cells: ClassVar[bool] = True
 
     def summary(self, result: CellResult) -> str:
         """One line about a finished cell for the run's log."""

@@ -224,7 +224,9 @@ class MtlTask(Task):
         record = {"params": backend.count_params(model), "train_seconds": fit.seconds, "train_path": fit.path,
                   **head_record(prefix, history, predicted, backend.predict(model, data.x_train, device=device),
                                 splits, head.label_map)}
-        artifacts = {f"{prefix}_history": history,
+        # "history" as in the MTL cell (compare takes each epoch's seconds from it: the row's timing
+        # samples); the per-task name is what the learning curves draw, as for the MTL cell's heads.
+        artifacts = {"history": history, f"{prefix}_history": history,
                      f"{prefix}_confusion": confusion(predicted, data.y_test, head.classes)}
         return record, artifacts
 
