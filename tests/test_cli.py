@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -90,3 +91,13 @@ def test_loading_suites_imports_no_framework():
             "print('tensorflow' in sys.modules, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_importing_the_harness_makes_openmp_threads_wait_passively_unless_the_user_chose():
+    script = "import harness, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    chosen = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert chosen.stdout.strip() == "PASSIVE"
+    kept = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert kept.stdout.strip() == "ACTIVE"
