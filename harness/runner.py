@@ -225,8 +225,8 @@ class _ResultsFiles:
     def __enter__(self) -> "_ResultsFiles":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.pending:
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if self.pending and exc_type is not None:  # a loop that ended well is rendered, files first, next
             self.write()
 
 

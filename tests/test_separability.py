@@ -282,10 +282,32 @@ def test_an_inseparable_pair_gets_the_hull_form_on_the_samples_closest_to_the_lo
 
 def test_a_nearly_separating_logistic_hyperplane_is_corrected(monkeypatch):
     rows, signs = cloud_pair(n=400, features=30)
-    # Two iterations: a hyperplane with some samples still on the wrong side.
+    # Two iterations and one more: a hyperplane with some samples still on the wrong side.
     monkeypatch.setattr(separability, "LOGISTIC_ITERATIONS", 2)
+    monkeypatch.setattr(separability, "LOGISTIC_MORE", 1)
     monkeypatch.setattr(separability, "NEARLY_SEPARATED", 1.0)
     verdict = decide(rows, signs, time_limit=60, order=())
     assert verdict.attempts[0].form == "logistic" and verdict.attempts[0].outcome == "check failed"
+    assert verdict.attempts[0].detail.startswith("3 L-BFGS iterations")
     assert (verdict.verdict, verdict.form) == ("separable", "direct, cutting plane")
     assert verdict.attempts[1].form == "cutting plane, correcting the logistic hyperplane"
+
+
+def test_logistic_regression_continues_from_a_hyperplane_and_leaves_unused_pixels_at_zero():
+    rows, signs = cloud_pair(n=400, features=30)
+    rows[:, 5] = 0.0  # a pixel dark in every sample
+    w, b, first = separability.logistic_hyperplane(rows, signs, iterations=2)
+    assert first == 2 and w[5] == 0.0
+    w, b, more = separability.logistic_hyperplane(rows, signs, start=(w, b))
+    assert np.all(signs * (rows @ w + b) > 0) and w[5] == 0.0
+    assert more < separability.LOGISTIC_ITERATIONS
+
+
+def test_a_nearly_separating_logistic_hyperplane_gets_more_iterations_before_any_lp(monkeypatch):
+    rows, signs = cloud_pair(n=400, features=30)
+    monkeypatch.setattr(separability, "LOGISTIC_ITERATIONS", 2)
+    monkeypatch.setattr(separability, "NEARLY_SEPARATED", 1.0)
+    monkeypatch.setattr(separability, "linprog", lambda *a, **k: pytest.fail("an LP ran"))
+    verdict = decide(rows, signs, time_limit=60, order=())
+    assert (verdict.verdict, verdict.form) == ("separable", "logistic")
+    assert int(verdict.attempts[0].detail.split()[0]) > 2
