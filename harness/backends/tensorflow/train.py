@@ -7,8 +7,8 @@ into the same history. A run costs what the report's plain script costs.
 
 The fast path (``TrainSettings.fast``) changes what ``compile`` is told, never the mathematics:
 several steps per ``tf.function`` call (``steps_per_execution``: one Python round trip per 32
-batches, the same arithmetic bit for bit) for dense models on a CPU and for every model on a GPU,
-and XLA (``jit_compile``) on a GPU, where steps are launch-bound. On the 2-core development CPU, XLA made epochs slower (MLP baseline 14.0 s
+batches, the same arithmetic bit for bit) everywhere, and XLA (``jit_compile``) on a GPU, where
+steps are launch-bound. On the 2-core development CPU, XLA made epochs slower (MLP baseline 14.0 s
 against 10.5 s, CNN baseline 97-150 s against 47-67 s, loaded machine), as Keras' own "auto"
 setting expects (it turns XLA off on CPU-only machines); 32 steps per execution took 3-9% less CPU
 time per MLP epoch.
@@ -49,25 +49,15 @@ class StepPlan:
     steps_per_execution: int = 1
 
     @classmethod
-    def choose(cls, model: "keras.Model", train: "TrainSettings", device: str) -> "StepPlan":
-        """The fast path where ``train.fast`` asks for it: what won when measured on the device and model."""
+    def choose(cls, train: "TrainSettings", device: str) -> "StepPlan":
         if not train.fast:
             return cls()
-        if device == "cuda":
-            return cls(jit_compile=True, steps_per_execution=STEPS_PER_EXECUTION)
-        # On a CPU, several steps per call saved 3-9% of a dense model's CPU time but cost a convolutional
-        # one 6-10% (CNN baseline: 1.06-1.10x a plain Keras epoch against 0.93x with one step per call).
-        return cls(steps_per_execution=1 if has_convolutions(model) else STEPS_PER_EXECUTION)
+        return cls(jit_compile=True if device == "cuda" else "auto", steps_per_execution=STEPS_PER_EXECUTION)
 
     def describe(self) -> str:
         parts = (["XLA"] if self.jit_compile is True else []) + (
             [f"{self.steps_per_execution} steps per execution"] if self.steps_per_execution > 1 else [])
         return f"fast: {', '.join(parts)}" if parts else "plain"
-
-
-def has_convolutions(model: "keras.Model") -> bool:
-    _, keras = frameworks()
-    return any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
 
 
 def make_optimizer(train: "TrainSettings") -> "keras.optimizers.Optimizer":
@@ -173,7 +163,7 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", 
     _, keras = frameworks()
     # Keras shuffles each epoch with TF's global seed: reseeding here makes the order the seed's.
     keras.utils.set_random_seed(seed)
-    plan = plan or StepPlan.choose(model, train, device)
+    plan = plan or StepPlan.choose(train, device)
     count, batch = len(splits.y_train), train.batch_size
     callback = progress_callback_class()(observer, (count + batch - 1) // batch, log_keys(heads),
                                          observed_head(list(loss_weights)))
