@@ -109,7 +109,7 @@ def pair_data(images: np.ndarray, labels: np.ndarray, pair: tuple[int, int]) -> 
     labels = np.asarray(labels)
     keep = (labels == first) | (labels == second)
     images = np.asarray(images)
-    rows = images[keep].reshape(int(keep.sum()), -1).astype(np.float32)
+    rows = images[keep].reshape(int(keep.sum()), -1).astype(np.float32, copy=False)  # images[keep] is a copy already
     if images.dtype == np.uint8:
         rows /= np.float32(255.0)
     signs = np.where(labels[keep] == second, 1.0, -1.0).astype(np.float32)
