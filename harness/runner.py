@@ -202,10 +202,10 @@ class _ResultsFiles:
 
     The store holds every finished cell the moment it is saved; the files are a readable copy. Each
     rewrite reads and serialises every cell of the run, so rewriting after every cell costs time
-    quadratic in the cells (25 s of a 45-cell perceptron run; at most every 5 s, still 5 s): they are rewritten at most every
-    ``RESULTS_FILES_INTERVAL`` seconds, and once more when the loop ends, however it ends (Ctrl-C, a
-    crash). Only a kill -9 leaves them behind the store, and then the run is unfinished: the rerun
-    writes them again.
+    quadratic in the cells (25 s of a 45-cell perceptron run; 5 s still at most every 5 s): they are
+    rewritten at most every ``RESULTS_FILES_INTERVAL`` seconds, and once more when the loop is left by
+    an exception (Ctrl-C, a crash); a loop that ends well is rendered next, files first. Only a kill -9
+    leaves them behind the store, and then the run is unfinished: the rerun writes them again.
     """
 
     def __init__(self, store: ResultsStore, folder: Path, run: RunInfo, columns: Sequence[str]) -> None:
@@ -226,7 +226,7 @@ class _ResultsFiles:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        if self.pending and exc_type is not None:  # a loop that ended well is rendered, files first, next
+        if self.pending and exc_type is not None:
             self.write()
 
 
