@@ -172,9 +172,6 @@ def decide(
         def left() -> float:
             return time_limit - (time.perf_counter() - started)
 
-        if margins is None:
-            start_plane = _means_hyperplane(x, y)
-            margins = y * (x @ start_plane[0] + start_plane[1])
         if nearly and hyperplane is not None:
             answer, certificate, attempt = _cutting_plane(x, y, margins, time_limit / 2, checks,
                                                           _Correction(x, y, *start_plane))
@@ -210,6 +207,9 @@ def decide(
             attempts.append(attempt)
             if answer is not None:
                 return verdict(answer, form, certificate)
+        if margins is None:  # no hyperplane given and no logistic one: start from the class means'
+            start_plane = _means_hyperplane(x, y)
+            margins = y * (x @ start_plane[0] + start_plane[1])
         answer, certificate, attempt = _cutting_plane(x, y, margins, left(), checks, _MaxMargin())
         attempts.append(attempt)
         if answer is not None:
