@@ -311,3 +311,31 @@ def test_a_nearly_separating_logistic_hyperplane_gets_more_iterations_before_any
     verdict = decide(rows, signs, time_limit=60, order=())
     assert (verdict.verdict, verdict.form) == ("separable", "logistic")
     assert int(verdict.attempts[0].detail.split()[0]) > 2
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_route_worked_out_ahead_gives_the_verdict_decide_gives(overlap, monkeypatch):
+    rows, signs = cloud_pair(overlap=overlap)
+    monkeypatch.setattr(separability, "NEARLY_SEPARATED", 0.0)
+    monkeypatch.setattr(separability, "HULL_CLOSEST", 60)
+    route = separability.logistic_route(rows, signs, time_limit=60)
+    assert route.answer == ("inseparable" if overlap else "separable") and len(route.margins) == len(rows)
+    # With the route given, decide runs none of it again: no logistic regression, no LP.
+    monkeypatch.setattr(separability, "logistic_hyperplane", lambda *a, **k: pytest.fail("the route ran again"))
+    monkeypatch.setattr(separability, "linprog", lambda *a, **k: pytest.fail("an LP ran"))
+    given = decide(rows, signs, time_limit=60, order=(), route=route)
+    assert (given.verdict, given.form, given.certificate) == (route.answer, route.form, route.certificate)
+    assert [a.form for a in given.attempts] == [a.form for a in route.attempts]
+
+
+def test_a_route_that_did_not_decide_leaves_its_margins_to_the_cutting_plane(monkeypatch):
+    rows, signs = cloud_pair(overlap=True)
+    monkeypatch.setattr(separability, "NEARLY_SEPARATED", 0.0)
+    monkeypatch.setattr(separability, "HULL_CLOSEST", 3)  # too few samples to hold the shared point
+    monkeypatch.setattr(separability, "CUT_FIRST", 40)
+    monkeypatch.setattr(separability, "CUT_ADD", 40)
+    route = separability.logistic_route(rows, signs, time_limit=60)
+    assert route.answer is None
+    verdict = decide(rows, signs, time_limit=60, order=(), route=route)
+    assert (verdict.verdict, verdict.form) == ("inseparable", "hull, cutting plane")
+    assert [a.form for a in verdict.attempts] == ["logistic", "hull of the closest samples", "cutting plane"]

@@ -24,7 +24,8 @@ Before either, two cheaper routes (:func:`decide` with ``hyperplane=``):
   ones closest to or beyond it are where the two classes meet. If they are few (under
   ``NEARLY_SEPARATED`` of the set) the smallest correction LP below starts from it; if many, the pair
   is probably inseparable, and the hull form on the ``HULL_CLOSEST`` samples nearest its hyperplane
-  usually finds the point both hulls share in a second or two.
+  usually finds the point both hulls share in a second or two. This route needs nothing but the set
+  (:func:`logistic_route`), so it can be worked out ahead, while the perceptrons train.
 - **cutting plane**: the margin-maximising LP (``max t`` with ``y_i (w.x_i + b) >= t`` and
   ``-1 <= w <= 1``) on a working set: the samples with the smallest margins under the starting
   hyperplane. Its answer is checked on every sample; the samples it gets wrong (the most violated
@@ -126,6 +127,7 @@ def decide(
     nearly: bool = False,
     logistic: bool = True,
     cutting_plane: bool = True,
+    route: LogisticRoute | None = None,
 ) -> Verdict:
     """Decide separability of ``rows`` (N, features) labelled ``signs`` in {-1, +1}.
 
@@ -134,8 +136,9 @@ def decide(
     LPs start from the samples ``hyperplane`` puts closest to or beyond it (the class means' hyperplane
     without one): first, where it ``nearly`` separates (a converged perceptron), the smallest correction
     of it that separates the working set; then (with ``logistic``) the logistic hyperplane, and the LP
-    its margins suggest; then the margin-maximising LP, together for at most ``time_limit`` seconds. Then the full forms in ``order``, each for at most ``time_limit`` seconds,
-    until the first certified answer. Put "hull" first where inseparability is the likely answer: the
+    its margins suggest (``route``, when :func:`logistic_route` has worked it out already); then the
+    margin-maximising LP, together for at most ``time_limit`` seconds. Then the full forms in
+    ``order``, each for at most ``time_limit`` seconds, until the first certified answer. Put "hull" first where inseparability is the likely answer: the
     direct form can spend its whole limit failing to prove it.
     """
     x = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
@@ -179,34 +182,12 @@ def decide(
             if answer is not None:
                 return verdict(answer, "direct, cutting plane", certificate)
         if logistic:
-            start = time.perf_counter()
-            w, b, iterations = logistic_hyperplane(x, y, LOGISTIC_ITERATIONS)
-            with checks:
-                margins, certified = check_hyperplane(x, y, w, b)
-            beyond = int(np.sum(margins <= 0))
-            if not certified and beyond < NEARLY_SEPARATED * len(x):
-                # Nearly there: the loss still pulls the last few samples across, cheaper than an LP.
-                w, b, more = logistic_hyperplane(x, y, LOGISTIC_MORE, start=(w, b))
-                iterations += more
-                with checks:
-                    margins, certified = check_hyperplane(x, y, w, b)
-                beyond = int(np.sum(margins <= 0))
-            attempts.append(Attempt("logistic", "certified" if certified else "check failed",
-                                    round(time.perf_counter() - start, 3),
-                                    f"{iterations} L-BFGS iterations; smallest margin {margins.min():.3g} "
-                                    f"({beyond} samples on or beyond it)"))
-            if certified:
-                return verdict("separable", "logistic", float(margins.min()))
-            if beyond < NEARLY_SEPARATED * len(x):
-                correction = _Correction(x, y, w, b, "the logistic hyperplane")
-                answer, certificate, attempt = _cutting_plane(x, y, margins, left() / 2, checks, correction)
-                form = "direct, cutting plane"
-            else:
-                answer, certificate, attempt = _hull_of_closest(x, y, margins, left() / 2)
-                form = "hull, closest samples"
-            attempts.append(attempt)
-            if answer is not None:
-                return verdict(answer, form, certificate)
+            found = route if route is not None else _logistic_route(x, y, left())
+            attempts += found.attempts
+            checks.seconds += found.check_seconds
+            margins = found.margins
+            if found.answer is not None:
+                return verdict(found.answer, found.form, found.certificate)
         if margins is None:  # no hyperplane given and no logistic one: start from the class means'
             start_plane = _means_hyperplane(x, y)
             margins = y * (x @ start_plane[0] + start_plane[1])
@@ -335,6 +316,66 @@ def _hull_of_closest(x: np.ndarray, y: np.ndarray, margins: np.ndarray, time_lim
     detail = f"hull form on the {len(closest)} samples closest to the logistic hyperplane: {attempt.detail}"
     return answer, certificate, Attempt("hull of the closest samples", attempt.outcome,
                                         round(time.perf_counter() - start, 3), detail)
+
+
+@dataclass(frozen=True)
+class LogisticRoute:
+    """What the logistic route (:func:`logistic_route`) found for one set. It needs nothing but the set,
+    so it can be worked out ahead, while the perceptrons still train, and handed to :func:`decide`."""
+
+    answer: Literal["separable", "inseparable"] | None
+    """None when it did not decide: the margin-maximising LP goes on from ``margins``."""
+    form: str
+    certificate: float | None
+    attempts: list[Attempt]
+    margins: np.ndarray
+    """Every sample's margin under the logistic hyperplane."""
+    check_seconds: float
+
+
+def logistic_route(rows: np.ndarray, signs: np.ndarray, *, time_limit: float = 120.0) -> LogisticRoute:
+    """The logistic route of :func:`decide` for ``rows`` labelled ``signs`` (+-1), on its own."""
+    x = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+    return _logistic_route(x, np.asarray(signs, dtype=np.float64), time_limit)
+
+
+def _logistic_route(x: np.ndarray, y: np.ndarray, time_limit: float) -> LogisticRoute:
+    """The logistic hyperplane (with more iterations where it nearly separates), then where it leaves
+    samples on the wrong side the LP its margins suggest: the correction of it when they are few, the
+    hull form on the samples closest to it when they are many."""
+    started = time.perf_counter()
+    checks = _Clock()
+    w, b, iterations = logistic_hyperplane(x, y, LOGISTIC_ITERATIONS)
+    with checks:
+        margins, certified = check_hyperplane(x, y, w, b)
+    beyond = int(np.sum(margins <= 0))
+    if not certified and beyond < NEARLY_SEPARATED * len(x):
+        # Nearly there: the loss still pulls the last few samples across, cheaper than an LP.
+        w, b, more = logistic_hyperplane(x, y, LOGISTIC_MORE, start=(w, b))
+        iterations += more
+        with checks:
+            margins, certified = check_hyperplane(x, y, w, b)
+        beyond = int(np.sum(margins <= 0))
+    attempts = [Attempt("logistic", "certified" if certified else "check failed",
+                        round(time.perf_counter() - started, 3),
+                        f"{iterations} L-BFGS iterations; smallest margin {margins.min():.3g} "
+                        f"({beyond} samples on or beyond it)")]
+
+    def route(answer: str | None, form: str, certificate: float | None) -> LogisticRoute:
+        return LogisticRoute(answer, form, certificate, attempts, margins, round(checks.seconds, 3))
+
+    if certified:
+        return route("separable", "logistic", float(margins.min()))
+    left = time_limit - (time.perf_counter() - started)
+    if beyond < NEARLY_SEPARATED * len(x):
+        correction = _Correction(x, y, w, b, "the logistic hyperplane")
+        answer, certificate, attempt = _cutting_plane(x, y, margins, left / 2, checks, correction)
+        form = "direct, cutting plane"
+    else:
+        answer, certificate, attempt = _hull_of_closest(x, y, margins, left / 2)
+        form = "hull, closest samples"
+    attempts.append(attempt)
+    return route(answer, form, certificate)
 
 
 #: Cutting plane: the first working set, and how many of the most violated samples join it per round.
@@ -560,6 +601,7 @@ def decide_cached(
     hyperplane: tuple[np.ndarray, float] | None = None,
     separating: tuple[np.ndarray, float] | None = None,
     nearly: bool = False,
+    route: LogisticRoute | None = None,
 ) -> Verdict:
     """:func:`decide`, reading and writing the on-disk cache; ``label`` (e.g. "mnist 2,3") is stored for readers.
 
@@ -578,7 +620,7 @@ def decide_cached(
     except (OSError, ValueError, KeyError, TypeError):
         pass  # missing or unreadable: decide again and overwrite
     verdict = decide(rows, signs, time_limit=time_limit, order=order, hyperplane=hyperplane, separating=separating,
-                     nearly=nearly)
+                     nearly=nearly, route=route)
     if verdict.verdict != "undecided":
         _write_atomically(path, {"version": CACHE_VERSION, "label": label, "verdict": verdict.as_dict()})
     return verdict

@@ -12,6 +12,10 @@ forked: the parent has torch's thread pools running, which a forked child must n
 
 A worker that dies (killed, out of memory) does not fail the cells: a verdict the pool cannot give is
 decided in this process instead. Ctrl-C while a cell waits stops the workers at once.
+
+Before any of that, while the perceptrons train (on one thread), a :class:`HeadStart` works out the
+part of each verdict that needs no perceptron, the logistic route, on the cores the training leaves
+idle; the verdicts then start from it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from harness.algorithms.separability import Verdict, decide_cached
+import numpy as np
+
+from harness.algorithms.separability import LogisticRoute, Verdict, cache_dir, data_hash, decide_cached, logistic_route
 from harness.backends.base import blas_threads
 
 #: What a job is: its key, and a function giving ``decide_cached``'s arguments (built only when it is handed over).
@@ -49,6 +55,7 @@ class VerdictPool:
         self._arguments: dict[Hashable, tuple[tuple, dict[str, Any]]] = {}
         self._ahead = max(1, ahead if ahead is not None else 2 * workers)
         self.workers = workers
+        self._closed: ProcessPoolExecutor | None = None
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts)
         self._fill()
@@ -108,12 +115,83 @@ class VerdictPool:
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        pool.shutdown(wait=False, cancel_futures=True)
+        self._closed = pool  # see _shut_down
         if stop:
             self._futures.clear()
             self._arguments.clear()
             self._waiting.clear()
-            # ProcessPoolExecutor has no public way to end running workers before Python 3.14
-            # (terminate_workers); without this an interrupted run would wait for their LPs.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
+        _shut_down(pool, stop)
+
+
+def _shut_down(pool: ProcessPoolExecutor, now: bool) -> None:
+    """Drop the jobs no worker has taken; ``now`` also ends the workers (their jobs are lost).
+
+    The caller keeps ``pool`` referenced until its futures are done: the executor's manager thread
+    holds it only weakly, and cancels the dropped jobs only while it is alive.
+    """
+    # ProcessPoolExecutor has no public way to end running workers before Python 3.14
+    # (terminate_workers); without this an interrupted run would wait for their LPs. Taken before
+    # shutdown(), which forgets them.
+    processes = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    if now:
+        for process in processes:
+            process.terminate()
+
+
+# --- the head start -------------------------------------------------------------------------------
+
+_IMAGES: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+
+
+def _load_images(source: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+    """Worker initializer: the images every job takes its pair from, loaded by the worker itself (sending
+    60,000 images would hold up the training process while each worker starts)."""
+    global _IMAGES
+    _ignore_interrupts()
+    _IMAGES = source()
+
+
+def _route_in_worker(pair: tuple[int, int], time_limit: float) -> LogisticRoute | None:
+    from harness.algorithms.perceptron import pair_data
+
+    rows, signs = pair_data(*_IMAGES, pair)
+    if (cache_dir() / f"{data_hash(rows, signs)}.json").exists():
+        return None  # the verdict is cached: nothing to decide
+    with blas_threads(1):
+        return logistic_route(rows, signs, time_limit=time_limit)
+
+
+class HeadStart:
+    """The logistic route of each of ``pairs`` (in order), worked out in ``workers`` processes while this
+    one trains the perceptrons. ``source`` (picklable) gives the images and labels the pairs come from.
+
+    All jobs are queued at once (a job is only a pair). When the training ends, :meth:`stop` drops the
+    jobs no worker has taken; :meth:`route` then gives a pair's route if a worker took it (waiting for
+    it to finish), else None, and the verdict works it out itself.
+    """
+
+    def __init__(self, source: Callable[[], tuple[np.ndarray, np.ndarray]], pairs: Sequence[tuple[int, int]],
+                 workers: int, time_limit: float) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_load_images, initargs=(source,))
+        self._futures = {pair: self._pool.submit(_route_in_worker, pair, time_limit) for pair in pairs}
+        self._stopped = False
+
+    def stop(self, now: bool = False) -> None:
+        """Take no more jobs; ``now`` also ends the ones being worked out (Ctrl-C)."""
+        if not self._stopped:
+            self._stopped = True
+            _shut_down(self._pool, now)
+
+    def route(self, pair: tuple[int, int]) -> LogisticRoute | None:
+        future = self._futures.pop(pair, None)
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except (KeyboardInterrupt, SystemExit):
+            self.stop(now=True)
+            raise
+        except Exception:  # noqa: BLE001 - dropped (cancelled), or the worker died: the verdict works it out
+            return None

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,13 +33,13 @@ from harness.errors import UserError
 from harness.report import plots, tables
 from harness.report.tables import Table
 from harness.tasks.base import Task
-from harness.tasks.training import suite_splits
+from harness.tasks.training import data_splits, suite_splits
 
 if TYPE_CHECKING:
 
     from harness.algorithms.perceptron import PerceptronResult
-    from harness.algorithms.verdict_pool import VerdictPool
-    from harness.suite.schema import Suite
+    from harness.algorithms.verdict_pool import HeadStart, VerdictPool
+    from harness.suite.schema import DataSettings, Suite
 
 Pair = tuple[int, int]
 ALL_PAIRS: list[Pair] = list(combinations(range(10), 2))
@@ -143,20 +144,25 @@ class Batch:
     batch_timings: list[float] | None = None
     verdicts: "VerdictPool | None" = None
     """The separability verdicts of the table cells this process runs next, decided ahead in worker processes."""
+    head_start: "HeadStart | None" = None
+    """Their logistic routes, worked out while the batch trained."""
+    ahead_seconds: dict[Pair, float] = field(default_factory=dict)
+    """Per pair whose route came from the head start: its seconds (spent while the batch trained)."""
 
 
 _BATCH: dict[tuple, Batch] = {}
 
 
 def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair, rate: float, seed: int,
-            device: str, run_dir: Path) -> tuple["PerceptronResult", Batch]:
+            device: str, run_dir: Path, ahead: Sequence[Pair] = ()) -> tuple["PerceptronResult", Batch]:
     """The perceptron of ``pair`` at ``rate``, from the suite's batch for ``seed`` and ``device``.
 
     The first cell to ask trains every pair and learning rate of the suite at once
     (:func:`harness.algorithms.perceptron.train_pairs`: one pass over the data per update serves every
     pair); the other cells of the run take their result from it. A run of a few cells (``model=``)
     or another executor's process trains the whole batch too (all 45 MNIST pairs: about as long as a
-    handful of pairs one by one).
+    handful of pairs one by one). The training runs on one thread: the other cores meanwhile work out
+    the logistic routes of the separability verdicts of the table pairs ``ahead`` (:func:`head_start`).
     """
     from harness.algorithms import perceptron
 
@@ -170,14 +176,19 @@ def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair,
         wanted = list(dict.fromkeys([*wanted, (pair, rate)]))
         runs = [perceptron.Run(p, r, options.init_std, seed) for p, r in wanted]
         trainings, batch_seconds = [], []
+        routes = head_start(suite, options, ahead)
         # Repeats (the suite's ``repeats``) train the same batch again only to time it: training from a
         # fixed start is deterministic, so the first training's results stand for all.
-        for _ in range(suite.repeats):
-            start = time.perf_counter()
-            trainings.append(perceptron.train_pairs(splits.x_train, splits.y_train, runs,
-                                                    max_iterations=options.max_iterations,
-                                                    threshold=options.threshold, device=device))
-            batch_seconds.append(time.perf_counter() - start)
+        try:
+            for _ in range(suite.repeats):
+                start = time.perf_counter()
+                trainings.append(perceptron.train_pairs(splits.x_train, splits.y_train, runs,
+                                                        max_iterations=options.max_iterations,
+                                                        threshold=options.threshold, device=device))
+                batch_seconds.append(time.perf_counter() - start)
+        finally:
+            if routes is not None:
+                routes.stop(now=len(trainings) < suite.repeats)  # interrupted: end the workers too
         timings = {wanted_run: [training[index].seconds for training in trainings]
                    for index, wanted_run in enumerate(wanted)} if len(trainings) > 1 else None
         for old in _BATCH.values():
@@ -185,26 +196,58 @@ def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair,
                 old.verdicts.close(stop=True)
         _BATCH.clear()  # one batch at a time: a run has one seed and device per cell
         batch = _BATCH[key] = Batch(dict(zip(wanted, trainings[0])), len(runs), batch_seconds[0], splits, timings,
-                                    batch_seconds if timings else None)
+                                    batch_seconds if timings else None, head_start=routes)
     return batch.results[(pair, rate)], batch
 
 
-def verdict_arguments(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair, result: "PerceptronResult",
+def head_start(suite: "Suite", options: PerceptronOptions, pairs: Sequence[Pair]) -> "HeadStart | None":
+    """Worker processes that work out the logistic routes of ``pairs``' verdicts while the batch trains on
+    one thread, one per other thread the run may use; None where there is no other thread or nothing to decide."""
+    from harness.algorithms.verdict_pool import HeadStart
+    from harness.backends.base import framework_threads
+
+    workers = framework_threads() - 1
+    if not options.separability or workers < 1 or not pairs:
+        return None
+    return HeadStart(functools.partial(training_set, suite.data), pairs, workers, options.lp_time_limit)
+
+
+def training_set(settings: "DataSettings") -> tuple[np.ndarray, np.ndarray]:
+    """The training images and labels of a suite's data settings (what a head-start worker loads)."""
+    splits = data_splits(settings)
+    return splits.x_train, splits.y_train
+
+
+def table_pairs(options: PerceptronOptions, cell: Cell, cells: tuple[Cell, ...]) -> list[Pair]:
+    """The table pairs (the ones whose separability is decided) of the ``cells`` that share ``cell``'s seed
+    and device, in the order of ``cells``."""
+    pairs = [parse_pair(other.model) for other in cells
+             if (other.task, other.seed, other.device) == (cell.task, cell.seed, cell.device)
+             and float(other.params.get("learning_rate", -1)) == options.learning_rate]
+    return [pair for pair in dict.fromkeys(pairs) if pair in options.pair_list]
+
+
+def verdict_arguments(suite: "Suite", options: PerceptronOptions, batch: Batch, pair: Pair,
                       data: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[tuple, dict[str, Any]]:
-    """``decide_cached``'s arguments for ``pair``'s training set, given its perceptron ``result``."""
+    """``decide_cached``'s arguments for ``pair``'s training set, given its perceptron in ``batch`` (and the
+    logistic route, where the batch's head start worked it out)."""
     from harness.algorithms.perceptron import pair_data
     from harness.algorithms.separability import cache_dir
 
-    rows, signs = data if data is not None else pair_data(splits.x_train, splits.y_train, pair)
+    result = batch.results[(pair, options.learning_rate)]
+    rows, signs = data if data is not None else pair_data(batch.splits.x_train, batch.splits.y_train, pair)
     # The perceptron's own hyperplane is checked first (a certificate when it separates every sample, so
     # no LP runs); one that converged starts the correcting LP, then the logistic route and the cutting
     # plane (harness.algorithms.separability.decide). Then the full forms, the one that proves the
     # likely answer first: the other may spend its whole limit.
     order = ("direct", "hull") if result.converged else ("hull", "direct")
     label = f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)"
+    route = batch.head_start.route(pair) if batch.head_start is not None else None
+    if route is not None:
+        batch.ahead_seconds[pair] = sum(attempt.seconds for attempt in route.attempts)
     return (rows, signs), {"time_limit": options.lp_time_limit, "order": order, "label": label, "folder": cache_dir(),
                            "hyperplane": result.hyperplane, "separating": result.separating,
-                           "nearly": result.converged}
+                           "nearly": result.converged, "route": route}
 
 
 def start_verdicts(batch: Batch, suite: "Suite", options: PerceptronOptions, cell: Cell,
@@ -216,15 +259,11 @@ def start_verdicts(batch: Batch, suite: "Suite", options: PerceptronOptions, cel
 
     if not options.separability or (batch.verdicts is not None and batch.verdicts.keys):
         return
-    pairs = [parse_pair(other.model) for other in upcoming
-             if (other.task, other.seed, other.device) == (cell.task, cell.seed, cell.device)
-             and float(other.params.get("learning_rate", -1)) == options.learning_rate]
-    pairs = [pair for pair in dict.fromkeys(pairs) if pair in options.pair_list]
+    pairs = table_pairs(options, cell, upcoming)
     workers = min(framework_threads(), len(pairs))
     if workers < 2:
         return  # one at a time: in this process, when its cell asks
-    jobs = [(pair, functools.partial(verdict_arguments, suite, options, batch.splits, pair,
-                                     batch.results[(pair, options.learning_rate)]))
+    jobs = [(pair, functools.partial(verdict_arguments, suite, options, batch, pair))
             for pair in pairs if (pair, options.learning_rate) in batch.results]
     batch.verdicts = VerdictPool(jobs, workers)
 
@@ -259,7 +298,8 @@ class PerceptronTask(Task):
         splits = suite_splits(suite)
         rows, signs = perceptron.pair_data(splits.x_train, splits.y_train, pair)
         test_rows, test_signs = perceptron.pair_data(splits.x_test, splits.y_test, pair)
-        result, batch = trained(suite, options, splits, pair, rate, cell.seed, device, context.run_dir)
+        result, batch = trained(suite, options, splits, pair, rate, cell.seed, device, context.run_dir,
+                                table_pairs(options, cell, (cell, *context.upcoming)))
         start_verdicts(batch, suite, options, cell, context.upcoming)
         predicted = perceptron.predict(result.weights, result.bias, rows)
         record: dict[str, Any] = {
@@ -304,7 +344,7 @@ class PerceptronTask(Task):
         if batch.verdicts is not None and pair in batch.verdicts.keys:
             verdict, workers = batch.verdicts.verdict(pair), batch.verdicts.workers
         else:
-            args, kwargs = verdict_arguments(suite, options, batch.splits, pair, result, (rows, signs))
+            args, kwargs = verdict_arguments(suite, options, batch, pair, (rows, signs))
             with torch_threads(1), blas_threads(1):  # small products: one thread, robust to a busy neighbour
                 verdict = decide_cached(*args, **kwargs)
         artifacts["separability"] = verdict.as_dict()
@@ -319,6 +359,7 @@ class PerceptronTask(Task):
                 flags.append(f"report says {report}")
         return {"lp_verdict": lp, "lp_form": verdict.form, "lp_seconds": verdict.seconds, "lp_cached": verdict.cached,
                 "lp_certificate": verdict.certificate, "lp_check_seconds": verdict.check_seconds, "lp_workers": workers,
+                "lp_ahead_seconds": 0.0 if verdict.cached else round(batch.ahead_seconds.get(pair, 0.0), 3),
                 "disagreement": "; ".join(flags)}
 
     def summary(self, result: CellResult) -> str:
@@ -385,8 +426,10 @@ def phase_times(main: pd.DataFrame) -> str:
         by_perceptron = int((fresh["lp_form"] == "perceptron").sum())
         cached = int(main["lp_verdict"].notna().sum()) - len(fresh)
         workers = int(fresh["lp_workers"].fillna(1).max()) if "lp_workers" in fresh and len(fresh) else 1
+        ahead = float(fresh["lp_ahead_seconds"].fillna(0).sum()) if "lp_ahead_seconds" in fresh else 0.0
         parts.append(f"certificate checks {checks:.1f} s; LP {solver:.1f} s"
                      + (f" (summed over {workers} worker processes)" if workers > 1 else "")
+                     + (f", {ahead:.1f} s of it while the perceptrons trained" if ahead else "")
                      + f" ({by_perceptron} of {len(fresh)} verdicts certified by the perceptron's hyperplane without an LP"
                      + (f", {cached} from the cache" if cached else "") + ")")
     return "; ".join(parts) + "."

@@ -18,7 +18,7 @@ from harness.cells import StoredCell
 if TYPE_CHECKING:
     from harness.backends.base import Backend, TrainObserver
     from harness.data import Splits
-    from harness.suite.schema import ModelEntry, Suite
+    from harness.suite.schema import DataSettings, ModelEntry, Suite
 
 
 @functools.lru_cache(maxsize=4)
@@ -32,7 +32,11 @@ def load_splits(dataset: str, validation_split: float, split_seed: int, train_sa
 
 
 def suite_splits(suite: "Suite") -> "Splits":
-    settings = suite.data
+    return data_splits(suite.data)
+
+
+def data_splits(settings: "DataSettings") -> "Splits":
+    """The split a suite's ``[data]`` settings describe (loaded once per process)."""
     return load_splits(settings.dataset, settings.validation_split, settings.split_seed, settings.train_samples,
                        settings.test_samples)
 
