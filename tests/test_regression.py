@@ -85,7 +85,7 @@ def test_command_line_thresholds_replace_only_the_metrics_they_name():
 
 
 def test_settings_validate_their_thresholds():
-    assert (RegressionSettings().fail, RegressionSettings().normalize) == ("test_accuracy:-1.0,train_seconds:+10%", "always")
+    assert (RegressionSettings().fail, RegressionSettings().normalize) == ("test_accuracy:-1.0,train_seconds:+10%", "auto")
     with pytest.raises(ValueError, match="guards the wrong side"):
         RegressionSettings(fail="train_seconds:-5%")
 
@@ -248,9 +248,25 @@ def test_a_scale_factor_out_of_range_is_a_warning_not_a_multiplier():
     dropped = compare(synthetic_run("a", seed=1, calibration=0.612),
                       synthetic_run("b", seed=2, accuracy_shift=-2.0, calibration=0.005))
     assert {v.metric for v in dropped.regressions} == {"test_accuracy"}
-    # Just inside the range the factor is used.
-    near = compare(synthetic_run("a", seed=1, calibration=0.1 * MAX_TIME_SCALE * 0.99), synthetic_run("b", seed=2))
+    # Just inside the range the factor is used (normalize=always scales on one machine too; auto, the
+    # default, judges raw seconds there and the calibration only clears a regression it explains).
+    near = compare(synthetic_run("a", seed=1, calibration=0.1 * MAX_TIME_SCALE * 0.99), synthetic_run("b", seed=2),
+                   normalize="always")
     assert near.time_scale == pytest.approx(MAX_TIME_SCALE * 0.99) and near.warnings == []
+    assert compare(synthetic_run("a", seed=1, calibration=0.1 * MAX_TIME_SCALE * 0.99),
+                   synthetic_run("b", seed=2)).time_scale == 1.0
+
+
+def test_on_one_machine_the_calibrations_noise_alone_raises_no_alarm():
+    # The same code, timed alike, but the calibration around the current run came out 15 % slow (its
+    # own noise): scaling by it alone (always) would call the code 15 % slower; auto (the default)
+    # judges the raw seconds, and only a regression there is then checked against the calibration.
+    baseline, current = synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, calibration=0.1 / 1.15)
+    assert {v.metric for v in compare(baseline, current, normalize="always").regressions} == {"train_seconds"}
+    assert compare(baseline, current).regressions == []
+    # A real 30 % slowdown shows in raw seconds and survives the scaling: still caught.
+    slowed = synthetic_run("b", seed=2, slowdown=1.3, calibration=0.1 / 1.15)
+    assert {v.metric for v in compare(baseline, slowed).regressions} == {"train_seconds"}
 
 
 def test_failing_cells_changed_params_and_missing_rows_are_regressions():

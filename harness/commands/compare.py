@@ -35,7 +35,7 @@ OPTIONS = {
     "rerun": "a second run of CURRENT's code: a regression must show in both runs",
     "fail": "thresholds replacing the suite's, e.g. test_accuracy:-0.5,train_seconds:+10%",
     "alpha": "significance level of the noise tests (default: the suite's, 0.05)",
-    "normalize": "auto | always | never: scale timings by the calibration workload (default: the suite's, always)",
+    "normalize": "auto | always | never: scale timings by the calibration workload (default: the suite's, auto)",
     "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
     "json": "also write the comparison to this JSON file",
 }

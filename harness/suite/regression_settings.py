@@ -24,9 +24,10 @@ class RegressionSettings(BaseModel):
     )
     alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Significance level of the noise tests.")
     normalize: Literal["always", "auto", "never"] = Field(
-        "always",
-        description="Scale timings by the calibration workload: 'always' when both runs have one; 'auto' "
-                    "only across machines (on one machine a regression must then survive the scaling).",
+        "auto",
+        description="Scale timings by the calibration workload: 'auto' across machines, while on one machine "
+                    "a regression in raw seconds must survive the scaling too (the calibration's own noise "
+                    "then adds no false alarms); 'always' when both runs have one; 'never'.",
     )
 
     @field_validator("fail")
