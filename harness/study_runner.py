@@ -125,8 +125,11 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
                 store.create_run(RunInfo(run_id, name, suite.profile, suite.config_hash, now(), None, "running",
                                          suite.resolved(), {}))
             started = time.monotonic()
-            outcome = runner.run(replace(member_request, resume=run_id), console, executor)
-            add_wall_time(store, study_run.run_id, name, time.monotonic() - started)
+            try:
+                outcome = runner.run(replace(member_request, resume=run_id), console, executor)
+            finally:
+                # An interrupted attempt (Ctrl-C, SIGTERM, a crash) counts too; only a kill -9 loses its time.
+                add_wall_time(store, study_run.run_id, name, time.monotonic() - started)
             outcomes.append(MemberOutcome(name, run_id, outcome.ran, outcome.skipped, outcome.failed))
         failed = any(store.run(m.run_id).status != "complete" for m in outcomes)
         store.update_run(study_run.run_id, status="failed" if failed else "complete")

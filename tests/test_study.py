@@ -96,7 +96,9 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
         pca_before = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.pca")}
         mlp_before = {s.cell.key: s.result.record for s in store.cells(f"{first.run_id}.mlp_vs_cnn")}
         assert store.run(f"{first.run_id}.pca").status == "complete" and first.status == "running"
+        interrupted_walls = store.run(first.run_id).environment["wall_seconds"]
     assert len(pca_before) == 2 and len(mlp_before) == 1
+    assert set(interrupted_walls) == {"pca", "mlp_vs_cnn"}  # the interrupted member's time is counted too
     # A member's first run starts (its empty run was made by the study); only one with cells resumes.
     assert f"starting run {first.run_id}.pca of pca" in console.file.getvalue()
     assert "resuming run" not in console.file.getvalue()
@@ -113,6 +115,7 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
     assert pca_after == pca_before and len(mlp_after) == 4
     assert all(mlp_after[key] == record for key, record in mlp_before.items())  # finished cells untouched
     assert set(walls) == {"pca", "mlp_vs_cnn"} and all(seconds > 0 for seconds in walls.values())
+    assert walls["mlp_vs_cnn"] > interrupted_walls["mlp_vs_cnn"] and walls["pca"] == interrupted_walls["pca"]
 
     folder = reports / "tiny" / first.run_id
     assert outcome.document == folder / "index.html" and (reports / "tiny" / "latest").resolve() == folder.resolve()
