@@ -235,7 +235,8 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
     replacing those of the metrics it names; ``alpha`` and ``normalize`` likewise.
     """
     settings = current.settings()
-    checks: list[Check] = [StatusCheck(), EqualCheck("params")]
+    status_check = StatusCheck()
+    checks: list[Check] = [status_check, EqualCheck("params")]
     checks += parse_checks(fail or "", parse_checks(settings.fail))
     alpha = settings.alpha if alpha is None else alpha
     normalize = normalize or settings.normalize
@@ -255,7 +256,7 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
         row_timing, row_load = row_scale(scale, load, before, Side(tuple(now_rows.get(row, ()))))
         per_cell += row_timing is not scale or row_load is not load
         now = Side(tuple(now_rows.get(row, ())), row_timing.factor)
-        status = StatusCheck().judge(row, now, before, alpha)
+        status = status_check.judge(row, now, before, alpha)
         verdicts.append(status)
         if status.outcome in (Outcome.NEW,) or not now.cells:
             continue
