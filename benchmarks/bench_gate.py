@@ -2,11 +2,13 @@
 
     python benchmarks/bench_gate.py runs  --reports DIR [--suites mlp_baseline,cnn_baseline] [--pairs 5] [--slowed 2]
     python benchmarks/bench_gate.py judge --reports DIR [--baseline reports/baselines/cpu-nightly.json]
+                                          [--compare normalize=auto] [--out gate-judged.json]
 
 ``runs`` runs each suite's nightly profile ``2 * pairs`` times as the code is, and ``slowed`` more times
 with the timed work made 30 % slower (a sleep after each optimizer step, PCA fit and pass of the
-perceptrons' loop, as long as 30 % of its own time: a monkeypatch in this process only, not an
-option of the harness). Run ids go to DIR/gate-runs.json. ``judge`` runs ``harness compare`` (the
+perceptrons' loop, as long as 30 % of its own time: a monkeypatch in that run's process only, not an
+option of the harness), each run in a fresh process, as users run a suite. Run ids go to
+DIR/gate-runs.json. ``judge`` runs ``harness compare`` (the
 command line, for its exit codes) on each same-code pair, on a plain run with 2 points taken off
 every judged accuracy in its results.json (the non-timing thresholds of the suite), on
 each slowed run alone (shown, not judged: one run may be "unconfirmed") and on the two slowed runs
@@ -27,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOWDOWN = 0.30
+#: More ``harness compare`` arguments for every comparison of ``judge`` (``--compare normalize=auto``).
+EXTRA: list[str] = []
 
 
 def slow_down(owner: object, attribute: str, factor: float) -> None:
@@ -62,32 +66,41 @@ def slow_down_timed_work(factor: float) -> None:
 
 
 def runs(args: argparse.Namespace) -> None:
+    """Each run in a fresh process, as ``harness run`` and ``harness nightly`` run a suite (a process that
+    has run other suites before times differently: measured up to +50 % per row on a quiet machine)."""
+    manifest_path = args.reports / "gate-runs.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    plan = [(suite, False) for _ in range(2 * args.pairs) for suite in args.suites]
+    plan += [(suite, True) for _ in range(args.slowed) for suite in args.suites]
+    for suite, slowed in plan:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, __file__, "one", "--suites", suite, "--reports", str(args.reports),
+                               *(["--slow"] if slowed else [])], cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{suite}: the run failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+        run_id = done.stdout.strip().splitlines()[-1]
+        entry = manifest.setdefault(suite, {"plain": [], "slowed": []})
+        entry["slowed" if slowed else "plain"].append(run_id)
+        entry.setdefault("wall_seconds", []).append(round(time.perf_counter() - started, 1))
+        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+        print(f"{suite} {'slowed' if slowed else 'plain'} {run_id} {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def one(args: argparse.Namespace) -> None:
+    """One run of the suite's nightly profile in this process (slowed with ``--slow``); prints its id."""
     from rich.console import Console
 
     from harness import runner
 
-    manifest_path = args.reports / "gate-runs.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if args.slow:
+        slow_down_timed_work(SLOWDOWN)
     console = Console(file=sys.stderr, width=120)
-    plan = [(suite, False) for _ in range(2 * args.pairs) for suite in args.suites]
-    plan += [(suite, True) for _ in range(args.slowed) for suite in args.suites]
-    patched = False
-    for suite, slowed in plan:
-        if slowed and not patched:
-            slow_down_timed_work(SLOWDOWN)
-            patched = True
-        started = time.perf_counter()
-        outcome = runner.run(runner.RunRequest(suite, "nightly", resume="no", reports=args.reports), console)
-        entry = manifest.setdefault(suite, {"plain": [], "slowed": []})
-        entry["slowed" if slowed else "plain"].append(outcome.run.run_id)
-        entry.setdefault("wall_seconds", []).append(round(time.perf_counter() - started, 1))
-        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-        print(f"{suite} {'slowed' if slowed else 'plain'} {outcome.run.run_id} {time.perf_counter() - started:.0f} s",
-              flush=True)
+    outcome = runner.run(runner.RunRequest(args.suites[0], "nightly", resume="no", reports=args.reports), console)
+    print(outcome.run.run_id, flush=True)
 
 
 def harness_compare(reports: Path, *sources: str) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "harness", "compare", *sources, f"reports={reports}"],
+    done = subprocess.run([sys.executable, "-m", "harness", "compare", *sources, *EXTRA, f"reports={reports}"],
                           cwd=ROOT, capture_output=True, text=True)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     summary = next((line for line in reversed(lines) if ": " in line and not line.startswith("harness:")), "")
@@ -166,25 +179,30 @@ def judge(args: argparse.Namespace) -> None:
         print(f"{suite}: largest accuracy difference over {len(pairs)} same-code pairs: "
               f"{max(differences):.2f} points ({', '.join(f'{d:.2f}' for d in differences)}); "
               f"run wall time {min(entry['wall_seconds']):.0f}-{max(entry['wall_seconds']):.0f} s", flush=True)
-    (args.reports / "gate-judged.json").write_text(json.dumps(judged, indent=1) + "\n")
+    (args.reports / args.out).write_text(json.dumps(judged, indent=1) + "\n")
     wrong = [j for j in judged if j["expected"] is not None and j["exit"] != j["expected"]]
     print(f"{sum(j['expected'] is not None for j in judged)} judged comparisons, {len(wrong)} wrong")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=("runs", "judge"))
+    parser.add_argument("phase", choices=("runs", "judge", "one"))
     parser.add_argument("--reports", type=Path, required=True)
     parser.add_argument("--suites", default="mlp_baseline,cnn_baseline")
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--slowed", type=int, default=2)
     parser.add_argument("--baseline", type=Path, default=None)
+    parser.add_argument("--slow", action="store_true", help="one: the run with the timed work 30 %% slower")
+    parser.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
+                        help="judge: another harness compare argument for every comparison (repeatable)")
+    parser.add_argument("--out", default="gate-judged.json", help="judge: the file in DIR the verdicts go to")
     args = parser.parse_args()
+    EXTRA.extend(args.compare)
     sys.path.insert(0, str(ROOT))  # this checkout's harness, whatever the environment installed
     args.suites = [name for name in args.suites.split(",") if name]
     args.reports = args.reports.resolve()
     args.reports.mkdir(parents=True, exist_ok=True)
-    runs(args) if args.phase == "runs" else judge(args)
+    {"runs": runs, "judge": judge, "one": one}[args.phase](args)
 
 
 if __name__ == "__main__":
