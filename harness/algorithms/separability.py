@@ -138,8 +138,9 @@ def decide(
     of it that separates the working set; then (with ``logistic``) the logistic hyperplane, and the LP
     its margins suggest (``route``, when :func:`logistic_route` has worked it out already); then the
     margin-maximising LP, together for at most ``time_limit`` seconds. Then the full forms in
-    ``order``, each for at most ``time_limit`` seconds, until the first certified answer. Put "hull" first where inseparability is the likely answer: the
-    direct form can spend its whole limit failing to prove it.
+    ``order``, each for at most ``time_limit`` seconds, until the first certified answer. Put "hull"
+    first where inseparability is the likely answer: the direct form can spend its whole limit failing
+    to prove it.
     """
     x = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
     y = np.asarray(signs, dtype=np.float64)

@@ -157,21 +157,21 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
     if normalize == "never":
         return TimeScale(unsteady=unsteady_text)
     same_machine = all(baseline.environment.get(k) == current.environment.get(k) for k in MACHINE_KEYS)
-    if before is not None and now is not None and not 1 / MAX_TIME_SCALE <= before / now <= MAX_TIME_SCALE:
+    if before is None or now is None:
+        if normalize == "auto" and same_machine:
+            return TimeScale(unsteady=unsteady_text)
+        missing = "baseline" if before is None else "current run"
+        return TimeScale(note=f"timings not normalised: the {missing} has no calibration")
+    factor = before / now
+    described = f"calibration {current.calibration_text()} here vs {baseline.calibration_text()} in the baseline"
+    if not 1 / MAX_TIME_SCALE <= factor <= MAX_TIME_SCALE:
         # On one kind of machine only the load can have changed that much; across kinds, the machines.
-        factor = before / now
-        described = f"calibration {current.calibration_text()} here vs {baseline.calibration_text()} in the baseline"
         advice = ("the machine's load changed that much between the runs: measure again when it is quieter"
                   if same_machine else "measure a baseline on this kind of machine")
         return TimeScale(not_comparable=f"timings not comparable with this baseline: the {described} differ by "
                                         f"x{max(factor, 1 / factor):.1f} (allowed up to x{MAX_TIME_SCALE:g}); {advice}")
     if normalize == "auto" and same_machine:
         return TimeScale(unsteady=unsteady_text)
-    if before is None or now is None:
-        missing = "baseline" if before is None else "current run"
-        return TimeScale(note=f"timings not normalised: the {missing} has no calibration")
-    factor = before / now
-    described = f"calibration {current.calibration_text()} here vs {baseline.calibration_text()} in the baseline"
     return TimeScale(factor, f"timings scaled by {factor:.3f} ({described})", unsteady=unsteady_text, scaled=True)
 
 
