@@ -72,8 +72,10 @@ def test_merge_keeps_all_samples_and_their_median():
     after = {"version": 1, "samples": [0.3, 0.3, 0.3], "seconds": 0.3}
     merged = calibration.merge(before, after)
     assert merged["samples"] == [0.1] * 3 + [0.3] * 3 and merged["seconds"] == pytest.approx(0.2)
-    assert merged["spread"] == pytest.approx(100.0)  # the load changed during the run: an unsteady calibration
-    assert merged["drift"] == pytest.approx(3.0)
+    # Each half steady: the change between them is the drift (x3), not unsteadiness.
+    assert merged["spread"] == 0.0 and merged["drift"] == pytest.approx(3.0)
+    jittery = calibration.merge({**before, "samples": [0.07, 0.1, 0.13]}, after)
+    assert jittery["spread"] == pytest.approx(30.0) == calibration.halves_spread([0.07, 0.1, 0.13], [0.3] * 3)
     with pytest.raises(ValueError, match="versions"):
         calibration.merge(before, {**after, "version": 2})
 
