@@ -2,7 +2,8 @@
 
 The store holds runs of a two-model suite written as the runner writes them (RunInfo + cells with
 records and repeated timings), without training anything: a plain baseline, a run that differs only
-by noise, a run with an injected 2-point accuracy drop, and one with an injected 30 % slowdown.
+by noise, a run with an injected 2-point accuracy drop, and one with an injected 30 % slowdown; and,
+for baselines pooled from several runs, three more plain runs made before them.
 """
 
 from __future__ import annotations
@@ -61,17 +62,74 @@ def history(reports):
     return reports
 
 
+#: Plain runs of the same code as r1-plain, pooled with it into a baseline by the tests that need one.
+POOLED = "p1,p2,p3,r1-plain"
+
+
+def store_earlier_runs(reports) -> None:
+    """Three more plain runs, made before the history's (their timings vary a few percent from run to run)."""
+    for index, run_id in enumerate(POOLED.split(",")[:-1]):
+        store_run(reports, run_id, seed=11 + index, minute=0)
+
+
 def test_baseline_update_writes_the_device_kind_and_profile_file(history, console):
     path, results = baseline_command.update("demo", history, run_id="r1-plain")
     assert path == history / "baselines" / "cpu-nightly.json"
     document = json.loads(path.read_text())
-    assert (document["format"], document["schema_version"], document["device_kind"]) == ("harness-baseline", 1, "cpu")
+    assert (document["format"], document["schema_version"], document["device_kind"]) == ("harness-baseline", 2, "cpu")
     entry = document["suites"]["demo"]
     assert entry["run_id"] == "r1-plain" and len(entry["cells"]) == len(MODELS) * SEEDS
     assert len(entry["cells"][0]["samples"]["train_seconds"]) == REPEATS
     assert entry["environment"]["calibration"]["version"] == 1
+    assert "runs" not in entry and {cell["run"] for cell in entry["cells"]} == {""}
+    # A version-1 file (one run per suite, cells without "run") still reads, as one run.
+    for cell in entry["cells"]:
+        del cell["run"]
+    path.write_text(json.dumps({**document, "schema_version": 1}))
+    (old,) = read_baseline(path).values()
+    assert old.runs == () and len(old.cells) == len(MODELS) * SEEDS and {cell.run for cell in old.cells} == {""}
+    baseline_command.update("demo", history, run_id="r1-plain")
     baseline_command.show([path], console)
     assert "r1-plain" in console.file.getvalue()
+
+
+def test_baseline_update_pools_several_runs_of_the_same_code(history, console):
+    store_earlier_runs(history)
+    path, results = baseline_command.update("demo", history, run_id=POOLED)
+    entry = json.loads(path.read_text())["suites"]["demo"]
+    assert entry["run_id"] == "r1-plain" and entry["runs"] == ["p1", "p2", "p3", "r1-plain"]
+    assert len(entry["cells"]) == 4 * len(MODELS) * SEEDS
+    assert [cell["run"] for cell in entry["cells"][:: len(MODELS) * SEEDS]] == ["p1", "p2", "p3", "r1-plain"]
+    assert entry["environment"]["calibration"]["runs"] == 4
+    (read,) = read_baseline(path).values()
+    assert read.runs == ("p1", "p2", "p3", "r1-plain") and read.cells == results.cells
+    # runs=N: the newest N runs with the newest one's profile and settings (here: the whole history).
+    _, newest = baseline_command.update("demo", history, runs=3)
+    assert newest.runs == ("r2-noise", "r3-drop", "r4-slow")
+    baseline_command.show([path], console)
+    assert "r4-slow" in console.file.getvalue()
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["runs=99"], "runs=99: the store has 7 finished run(s) of suite 'demo' with profile 'nightly'"),
+    (["runs=0"], "runs='0': expected a whole number of runs, 1 or more"),
+    (["runs=2", "run=p1"], "give run=ID[,ID...] or runs=N, not both"),
+    (["run=p1,nope"], "no run 'nope' in"),
+])
+def test_baseline_update_refuses_what_cannot_be_pooled(history, capsys, arguments, message):
+    store_earlier_runs(history)
+    assert cli.main(["baseline", "update", "suite=demo", *arguments, f"reports={history}"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_baseline_update_pools_only_runs_of_one_configuration(history):
+    store_earlier_runs(history)
+    with ResultsStore(history / "results.db") as store:
+        store._db.execute("UPDATE runs SET config_hash = 'other1' WHERE run_id = 'p2'")
+        store._db.commit()
+    with pytest.raises(UserError, match="ran different settings .* a baseline pools runs of one configuration"):
+        baseline_command.update("demo", history, run_id=POOLED)
 
 
 def test_baseline_refuses_to_read_or_overwrite_a_newer_file(history, tmp_path):
@@ -89,13 +147,14 @@ def test_baseline_refuses_to_read_or_overwrite_a_newer_file(history, tmp_path):
     ("r4-slow", {("MLP · torch/cpu", "train_seconds"), ("CNN · torch/cpu", "train_seconds")}),
 ])
 def test_compare_flags_injected_regressions_and_not_noise(history, console, current, regressed):
-    baseline_command.update("demo", history, run_id="r1-plain")
+    store_earlier_runs(history)
+    baseline_command.update("demo", history, run_id=POOLED)
     request = compare_command.CompareRequest(str(history / "baselines" / "cpu-nightly.json"), current,
                                              reports=history)
     (comparison,) = compare_command.run(request, console)
     assert {(v.row, v.metric) for v in comparison.regressions} == regressed
     output = console.file.getvalue()
-    assert f"demo: {current} vs baseline r1-plain" in output
+    assert f"demo: {current} vs baseline r1-plain (+3 more runs)" in output
     assert ("▼ regressed" in output) == bool(regressed)
     for row, metric in regressed:  # each regression says why it counts, below the table
         assert f"▼ {row}, {metric}: p=" in output
@@ -103,7 +162,12 @@ def test_compare_flags_injected_regressions_and_not_noise(history, console, curr
 
 def test_compare_exit_codes_through_the_command_line(history, capsys):
     baseline_file = str(history / "baselines" / "cpu-nightly.json")
+    # Against one run, the slowdown is unconfirmed: one run a side does not show the run-to-run noise.
     assert cli.main(["baseline", "update", "suite=demo", "run=r1-plain", f"reports={history}"]) == 0
+    assert cli.main(["compare", baseline_file, f"reports={history}"]) == 0
+    assert "2 unconfirmed change(s) fail nothing" in capsys.readouterr().out
+    store_earlier_runs(history)
+    assert cli.main(["baseline", "update", "suite=demo", f"run={POOLED}", f"reports={history}"]) == 0
     # Without CURRENT: the newest run of the suite (the slowdown).
     assert cli.main(["compare", baseline_file, f"reports={history}"]) == 1
     captured = capsys.readouterr()
@@ -113,6 +177,11 @@ def test_compare_exit_codes_through_the_command_line(history, capsys):
     assert cli.main(["compare", baseline_file, "r4-slow", "fail=train_seconds:+40%", f"reports={history}"]) == 0
     assert cli.main(["compare", baseline_file, "fail=train_seconds:-5%", f"reports={history}"]) == 2
     assert "guards the wrong side" in capsys.readouterr().err
+    # The pooled runs named on the command line, no baseline file needed.
+    assert cli.main(["compare", POOLED, "r4-slow", f"reports={history}"]) == 1
+    assert "r4-slow vs baseline r1-plain (+3 more runs)" in capsys.readouterr().out
+    assert cli.main(["compare", "p1,nope", "r4-slow", f"reports={history}"]) == 2
+    assert "'nope' is not a baseline file" in capsys.readouterr().err
 
 
 def test_compare_reads_run_ids_and_results_files_and_writes_json(history, console, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from harness.commands import nightly
 from harness.compare.checks import Outcome
-from tests.test_regression import synthetic_run
+from tests.test_regression import pooled, synthetic_run
 
 
 def measured(*runs):
@@ -48,3 +48,15 @@ def test_a_one_off_slow_run_fails_nothing(console, remeasure):
     measure = measured(single("b", 2, slowdown=1.3), single("c", 3))
     comparisons = nightly.judge(single("a", 1), measure, None, remeasure, console)
     assert comparisons[-1].regressions == [] and measure.calls == (2 if remeasure else 1)
+
+
+def test_against_a_baseline_of_several_runs_one_run_is_judged_and_a_second_confirms_it(console):
+    # Four baseline runs show how much the timings vary from run to run, so the first slow run is a
+    # regression on its own; the night still measures it again before failing.
+    measure = measured(synthetic_run("b", seed=2, slowdown=1.3), synthetic_run("c", seed=3, slowdown=1.3))
+    first, second = nightly.judge(pooled(), measure, None, True, console)
+    assert measure.calls == 2
+    assert {v.metric for v in first.regressions} == {v.metric for v in second.regressions} == {"train_seconds"}
+    assert all("confirmed by a second run" in v.message for v in second.regressions)
+    clean = measured(synthetic_run("b", seed=2))
+    assert nightly.judge(pooled(), clean, None, True, console)[-1].suspects == [] and clean.calls == 1

@@ -2,8 +2,9 @@
 threshold parsing, noise tests, and verdicts on synthetic runs.
 
 Synthetic runs are drawn from fixed random generators: accuracies over seeds with a spread of about
-0.15 points, timings with about 5 % multiplicative noise over repeats, so the noise tests have
-something real to judge and the expected outcomes do not depend on this machine.
+0.15 points, timings with about 5 % multiplicative noise over repeats and 3 % more from run to run
+(one factor per run, as a process's memory layout or thread placement gives), so the noise tests
+have something real to judge and the expected outcomes do not depend on this machine.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from harness.compare.checks import (
     parse_checks,
 )
 from harness.compare.comparison import MAX_TIME_SCALE, compare, confirm, time_scale
-from harness.compare.results import CellSummary, RunResults, Side
-from harness.compare.stats import SampleStats, mean_test, rank_test
+from harness.compare.results import CellSummary, RunResults, Side, pool
+from harness.compare.stats import SampleStats, mean_test, rank_test, run_test
 from harness.errors import UserError
 from harness.suite.regression_settings import RegressionSettings
 from harness.thresholds import direction
@@ -31,12 +32,14 @@ MODELS = {"MLP": 1_796_010, "CNN": 185_066}
 
 def synthetic_run(run_id: str, *, seed: int, accuracy_shift: float = 0.0, slowdown: float = 1.0, seeds: int = 3,
                   repeats: int = 4, calibration: float = 0.1, cpu: str = "EPYC", failing: tuple[str, ...] = (),
-                  params_delta: int = 0, fail: str | None = None, jitter: float | None = None) -> RunResults:
+                  params_delta: int = 0, fail: str | None = None, jitter: float | None = None,
+                  run_noise: float = 0.03) -> RunResults:
     """A run of two models: per seed a test accuracy, per repeat a training time."""
     rng = np.random.default_rng(seed)
+    this_run = rng.lognormal(0.0, run_noise)
     cells = []
     for model, params in MODELS.items():
-        base_seconds = 10.0 if model == "MLP" else 30.0
+        base_seconds = 10.0 * this_run if model == "MLP" else 30.0 * this_run
         for cell_seed in range(seeds):
             ok = model not in failing
             times = (base_seconds * slowdown * rng.lognormal(0.0, 0.05, repeats)).tolist()
@@ -54,6 +57,12 @@ def synthetic_run(run_id: str, *, seed: int, accuracy_shift: float = 0.0, slowdo
         environment["calibration"]["samples"] = [calibration * (1 - jitter / 2), calibration, calibration * (1 + jitter / 2)]
     regression = {"fail": fail} if fail else {}
     return RunResults("demo", run_id, "nightly", "abc123", "2026-01-01T00:00:00", environment, regression, cells)
+
+
+def pooled(run_id: str = "a", *, seed: int = 1, runs: int = 4, **options) -> RunResults:
+    """A baseline pooled from ``runs`` synthetic runs of the same code, the newest named ``run_id``."""
+    return pool([synthetic_run(f"{run_id}{index}" if index < runs - 1 else run_id, seed=seed + 100 * index, **options)
+                 for index in range(runs)])
 
 
 def outcomes(comparison, metric: str) -> dict[str, Outcome]:
@@ -128,21 +137,26 @@ def test_mean_test_treats_identical_deterministic_seeds_as_certain():
 
 # --- single checks ---------------------------------------------------------------------------------
 
-def _side(values: list[float], metric: str = "train_seconds", status: str = "ok") -> Side:
-    cells = tuple(CellSummary("M", "torch", "cpu", i, {}, status, "boom" if status != "ok" else "", {metric: v}, {})
+def _side(values: list[float], metric: str = "train_seconds", status: str = "ok", runs: bool = False) -> Side:
+    """A row's cells, one per value: all of one run, or (``runs``) each of its own run."""
+    cells = tuple(CellSummary("M", "torch", "cpu", i, {}, status, "boom" if status != "ok" else "", {metric: v}, {},
+                              run=f"run{i}" if runs else "")
                   for i, v in enumerate(values))
     return Side(cells)
 
 
 def test_threshold_check_fails_with_a_message_only_beyond_threshold_and_noise():
     check = ThresholdCheck("train_seconds", 10.0, 1, True)
-    before = _side([10.0, 10.2, 9.8, 10.1, 9.9])
-    assert check.fails(_side([13.0, 13.3, 12.7, 13.1, 12.9]), before) == (
-        ": train_seconds 10 -> 13 (+30.00 %, limit train_seconds:+10%); p=0.00397 < 0.05")
-    assert check.fails(_side([10.3, 10.1, 10.0, 10.4, 10.2]), before) is None
-    # Beyond the threshold, but the samples overlap: within noise, not a regression.
-    noisy = check.judge("M", _side([8.0, 14.0, 9.0, 13.5, 11.5]), before, 0.05)
+    before = _side([10.0, 10.2, 9.8, 10.1, 9.9], runs=True)
+    assert check.fails(_side([13.0, 13.3, 12.7, 13.1, 12.9], runs=True), before) == (
+        ": train_seconds 10 -> 13 (+30.00 %, limit train_seconds:+10%); p=3.39e-09 < 0.05 over 5 baseline run(s) vs 5")
+    assert check.fails(_side([10.3, 10.1, 10.0, 10.4, 10.2], runs=True), before) is None
+    # Beyond the threshold, but the runs overlap: within noise, not a regression.
+    noisy = check.judge("M", _side([8.0, 14.0, 9.0, 13.5, 11.5], runs=True), before, 0.05)
     assert noisy.outcome is Outcome.NOISE and noisy.p_value > 0.05
+    # The same values as the samples of one run a side: clear within the runs, unconfirmed between them.
+    one_run = check.judge("M", _side([13.0, 13.3, 12.7, 13.1, 12.9]), _side([10.0, 10.2, 9.8, 10.1, 9.9]), 0.05)
+    assert one_run.outcome is Outcome.UNCONFIRMED and one_run.p_value == pytest.approx(0.00397, rel=0.01)
 
 
 def test_equal_and_status_checks():
@@ -171,12 +185,75 @@ def test_an_injected_two_point_accuracy_drop_is_flagged():
     assert -2.5 < verdict.change < -1.5 and verdict.p_value < 0.01
 
 
-def test_an_injected_thirty_percent_slowdown_is_flagged():
-    comparison = compare(synthetic_run("a", seed=1), synthetic_run("b", seed=2, slowdown=1.3))
+def test_an_injected_thirty_percent_slowdown_is_flagged_against_a_baseline_of_several_runs():
+    comparison = compare(pooled(), synthetic_run("b", seed=2, slowdown=1.3))
     assert {(v.row, v.metric) for v in comparison.regressions} == {
         ("MLP · torch/cpu", "train_seconds"), ("CNN · torch/cpu", "train_seconds")}
     for verdict in comparison.regressions:
-        assert 20 < verdict.change < 40 and verdict.change_unit == "%" and verdict.p_value < 0.001
+        assert 20 < verdict.change < 40 and verdict.change_unit == "%" and verdict.p_value < 0.01
+        assert "over 4 baseline run(s) vs 1" in verdict.message and verdict.samples == (48, 12)
+    assert "baseline pooled from 4 runs: timings are judged against how much they varied from run to run" in (
+        comparison.notes)
+
+
+def test_one_run_a_side_leaves_a_timing_change_unconfirmed_however_steady_its_epochs():
+    # Each run's 12 timings agree within 5 %, so a test over them sees a certain +30 %; but runs of the
+    # same code differed by up to 46 % on the development machine: one run a side cannot confirm it.
+    comparison = compare(synthetic_run("a", seed=1), synthetic_run("b", seed=2, slowdown=1.3))
+    assert comparison.regressions == []
+    timing = [v for v in comparison.verdicts if v.metric == "train_seconds"]
+    assert {v.outcome for v in timing} == {Outcome.UNCONFIRMED} and all(v.p_value < 0.001 for v in timing)
+    assert all("unconfirmed: one run a side" in v.message for v in timing)
+    assert {(v.row, v.metric) for v in comparison.suspects} == {
+        ("MLP · torch/cpu", "train_seconds"), ("CNN · torch/cpu", "train_seconds")}
+    # Timings that overlap within the runs are noise, as before.
+    assert compare(synthetic_run("a", seed=1), synthetic_run("b", seed=2, slowdown=1.03)).suspects == []
+
+
+def test_a_change_within_the_baselines_run_to_run_noise_is_not_a_regression():
+    # Baseline runs that differ from each other by about 20 %: a run 25 % slower than their middle
+    # is within that spread, though far outside its own epochs' noise.
+    noisy = pooled(run_noise=0.2)
+    verdicts = [v for v in compare(noisy, synthetic_run("b", seed=2, slowdown=1.25, run_noise=0.0)).verdicts
+                if v.metric == "train_seconds"]
+    assert {v.outcome for v in verdicts} == {Outcome.NOISE}
+    assert all("within the run-to-run noise" in v.message for v in verdicts)
+    # Against steady runs, the same slowdown stands out.
+    steady = compare(pooled(run_noise=0.02), synthetic_run("b", seed=2, slowdown=1.25, run_noise=0.0))
+    assert {v.metric for v in steady.regressions} == {"train_seconds"}
+
+
+def test_run_test_compares_run_medians_on_a_log_scale():
+    baseline = (10.0, 10.5, 9.8, 10.2)
+    assert run_test((13.0,), baseline, 1) == pytest.approx(0.00235, rel=0.01)
+    assert run_test((13.0,), baseline, -1) == pytest.approx(1 - 0.00235, rel=0.01)
+    # Scale-free: the same runs in milliseconds give the same p-value.
+    assert run_test((13000.0,), tuple(v * 1000 for v in baseline), 1) == pytest.approx(run_test((13.0,), baseline, 1))
+    # One run a side (no spread to measure): no p-value; identical runs: certain.
+    assert run_test((13.0,), (10.0,), 1) is None and run_test((), baseline, 1) is None
+    assert run_test((12.0,), (10.0, 10.0), 1) == 0.0 and run_test((9.0,), (10.0, 10.0), 1) == 1.0
+
+
+def test_side_run_medians_keep_one_value_per_run():
+    cells = (CellSummary("M", "torch", "cpu", 0, {}, "ok", "", {}, {"train_seconds": [1.0, 2.0, 9.0]}, run="r1"),
+             CellSummary("M", "torch", "cpu", 1, {}, "ok", "", {}, {"train_seconds": [3.0]}, run="r1"),
+             CellSummary("M", "torch", "cpu", 0, {}, "ok", "", {}, {"train_seconds": [4.0, 6.0]}, run="r2"),
+             CellSummary("M", "torch", "cpu", 0, {}, "failed", "boom", {}, {"train_seconds": [99.0]}, run="r3"))
+    assert Side(cells).run_medians("train_seconds") == (2.5, 5.0)
+    assert Side(cells, time_scale=2.0).run_medians("train_seconds") == (5.0, 10.0)
+
+
+def test_pool_marks_each_cell_with_its_run_and_stands_one_calibration_for_all():
+    runs = [synthetic_run(name, seed=seed, calibration=seconds, jitter=jitter)
+            for name, seed, seconds, jitter in (("a1", 1, 0.10, 0.1), ("a2", 2, 0.12, 0.2), ("a3", 3, 0.11, 0.3))]
+    baseline = pool(runs)
+    assert baseline.run_id == "a3" and baseline.runs == ("a1", "a2", "a3") and baseline.described == "a3 (+2 more runs)"
+    assert [cell.run for cell in baseline.cells] == [name for name in ("a1", "a2", "a3") for _ in range(6)]
+    assert baseline.calibration_seconds == pytest.approx(0.11)
+    assert baseline.calibration_spread == pytest.approx(10.0)  # the runs' typical spread, not their differences
+    assert baseline.calibration["runs"] == 3 and baseline.calibration_drift is None
+    # Pooling a pooled baseline with one more run keeps every run once.
+    assert pool([baseline, synthetic_run("a4", seed=4)]).runs == ("a1", "a2", "a3", "a4")
 
 
 def test_a_faster_run_is_an_improvement_not_a_regression():
@@ -188,11 +265,11 @@ def test_a_faster_run_is_an_improvement_not_a_regression():
 def test_a_slowdown_on_a_single_timing_is_unconfirmed_and_fails_nothing():
     # One sample per side: no noise estimate. Two runs of the same code on a loaded machine differed
     # by +410 % this way, so a single timing may not fail the gate.
-    comparison = compare(synthetic_run("a", seed=1, seeds=1, repeats=1),
-                         synthetic_run("b", seed=2, seeds=1, repeats=1, slowdown=1.3))
+    comparison = compare(synthetic_run("a", seed=1, seeds=1, repeats=1, run_noise=0.0),
+                         synthetic_run("b", seed=2, seeds=1, repeats=1, slowdown=1.3, run_noise=0.0))
     assert comparison.regressions == []
     timing = [v for v in comparison.verdicts if v.metric == "train_seconds"]
-    assert {v.outcome for v in timing} == {Outcome.UNCONFIRMED} and all(25 < v.change < 35 for v in timing)
+    assert {v.outcome for v in timing} == {Outcome.UNCONFIRMED} and all(15 < v.change < 35 for v in timing)
     assert all("unconfirmed: 1 sample on a side" in v.message for v in timing)
     assert {(v.row, v.metric) for v in comparison.suspects} == {
         ("MLP · torch/cpu", "train_seconds"), ("CNN · torch/cpu", "train_seconds")}
@@ -229,8 +306,8 @@ def test_timing_regressions_need_a_second_run_when_the_calibration_was_unsteady(
     assert unsteady.regressions == []
     assert {v.outcome for v in unsteady.verdicts if v.metric == "train_seconds"} == {Outcome.UNCONFIRMED}
     assert any(note.startswith("warning: the calibration was unsteady (this run 30 % spread") for note in unsteady.notes)
-    # A steady calibration (2 %): the same slowdown is a regression.
-    steady = compare(synthetic_run("a", seed=1, jitter=0.04), synthetic_run("b", seed=2, slowdown=1.3, jitter=0.04))
+    # A steady calibration (2 %): the same slowdown is a regression (against runs that show the noise).
+    steady = compare(pooled(jitter=0.04), synthetic_run("b", seed=2, slowdown=1.3, jitter=0.04))
     assert {v.metric for v in steady.regressions} == {"train_seconds"} and steady.warnings == []
 
 
@@ -261,7 +338,7 @@ def test_on_one_machine_the_calibrations_noise_alone_raises_no_alarm():
     # The same code, timed alike, but the calibration around the current run came out 15 % slow (its
     # own noise): scaling by it alone (always) would call the code 15 % slower; auto (the default)
     # judges the raw seconds, and only a regression there is then checked against the calibration.
-    baseline, current = synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, calibration=0.1 / 1.15)
+    baseline, current = pooled(calibration=0.1), synthetic_run("b", seed=2, calibration=0.1 / 1.15)
     assert {v.metric for v in compare(baseline, current, normalize="always").regressions} == {"train_seconds"}
     assert compare(baseline, current).regressions == []
     # A real 30 % slowdown shows in raw seconds and survives the scaling: still caught.
@@ -291,19 +368,19 @@ def test_timings_from_another_machine_are_scaled_by_the_calibration():
     assert any("scaled by 0.500" in note for note in comparison.notes)
     assert any(c.key == "cpu" for c in comparison.environment_changes)
     # Unscaled, the same runs are a 100 % slowdown.
-    assert len(compare(synthetic_run("a", seed=1), slow_machine, normalize="never").regressions) == 2
+    assert len(compare(pooled(), slow_machine, normalize="never").regressions) == 2
 
 
 def test_a_slowdown_the_calibration_shows_too_is_blamed_on_the_machine():
     # Same machine, both the training and the calibration workload 30 % slower: a busier machine.
-    busy = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.13),
+    busy = compare(pooled(calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.13),
                    normalize="auto")
     assert busy.regressions == [] and busy.time_scale == 1.0
     timing = [v for v in busy.verdicts if v.metric == "train_seconds"]
     assert {v.outcome for v in timing} == {Outcome.NOISE}
     assert all("calibration workload ran +30 % slower too" in v.message for v in timing)
     # The calibration unchanged: the code is slower, and it is reported.
-    slower_code = compare(synthetic_run("a", seed=1, calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.1),
+    slower_code = compare(pooled(calibration=0.1), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.1),
                           normalize="auto")
     # Scaled by default: the busier machine's run is judged as if it had been as fast as the baseline's.
     assert compare(synthetic_run("a", seed=1, calibration=0.1),
@@ -318,8 +395,24 @@ def test_time_scale_auto_leaves_runs_of_one_machine_alone():
     assert time_scale(synthetic_run("a", seed=1), same, "always").factor == pytest.approx(0.4)
 
 
+@pytest.mark.parametrize("normalize", ["auto", "always", "never"])
+def test_cpu_runs_on_different_numbers_of_cores_are_not_compared_for_time(normalize):
+    # One usable core (taskset, a container) against a two-core baseline: a batch-50 MLP step took as
+    # long on one core as on two, the calibration 1.45 times as long, so scaling would hide a slowdown.
+    two, one = pooled(), synthetic_run("b", seed=2, slowdown=1.3, calibration=0.145)
+    for cell_run in (two, one):
+        cell_run.environment["usable_cores"] = 2 if cell_run is two else 1
+    comparison = compare(two, one, normalize=normalize)
+    assert {v.outcome for v in comparison.verdicts if v.metric == "train_seconds"} == {Outcome.NOT_COMPARABLE}
+    assert "it could use 2 core(s), this run 1" in comparison.warnings[0] and comparison.regressions == []
+    # Accuracy is still judged; runs recording only cpu_cores are held to the same rule.
+    dropped = synthetic_run("c", seed=3, accuracy_shift=-2.0, cpu="EPYC")
+    dropped.environment["cpu_cores"] = 1
+    assert {v.metric for v in compare(pooled(), dropped, normalize=normalize).regressions} == {"test_accuracy"}
+
+
 def test_suite_thresholds_come_from_the_current_run_and_the_command_line_wins():
-    baseline = synthetic_run("a", seed=1)
+    baseline = pooled()
     lenient = synthetic_run("b", seed=2, slowdown=1.3, fail="train_seconds:+50%")
     assert compare(baseline, lenient).regressions == []
     assert len(compare(baseline, lenient, fail="train_seconds:+20%").regressions) == 2
@@ -335,12 +428,17 @@ def test_a_run_whose_machine_changed_speed_while_it_ran_is_not_comparable():
     assert {v.outcome for v in comparison.verdicts if v.metric == "train_seconds"} == {Outcome.NOT_COMPARABLE}
     assert "speed changed while the cells ran (this run x4.5" in comparison.warnings[0]
     assert compare(drifted, synthetic_run("a", seed=1)).warnings[0].count("baseline x4.5") == 1
-    # A stored drift wins over the halves of the samples: x1.2 is comparable (but the samples' spread
-    # still marks the calibration unsteady, so the slowdown waits for a second run).
+    # A stored drift wins over the halves of the samples: x1.2 is comparable, and each half on its own
+    # is steady (the change between them is the drift's to judge), so the slowdown is a regression.
     drifted.environment["calibration"]["drift"] = 1.2
-    steadier = compare(synthetic_run("a", seed=1), drifted)
-    assert {v.outcome for v in steadier.verdicts if v.metric == "train_seconds"} == {Outcome.UNCONFIRMED}
-    assert not any("speed changed" in warning for warning in steadier.warnings)
+    steadier = compare(pooled(), drifted)
+    assert {v.outcome for v in steadier.verdicts if v.metric == "train_seconds"} == {Outcome.REGRESSED}
+    assert steadier.warnings == []
+    # A half that jitters by 30 %: unsteady, the slowdown waits for a second run.
+    drifted.environment["calibration"]["samples"] = [0.028, 0.04, 0.052, 0.046, 0.048, 0.05]
+    unsteady = compare(pooled(), drifted)
+    assert {v.outcome for v in unsteady.verdicts if v.metric == "train_seconds"} == {Outcome.UNCONFIRMED}
+    assert "the calibration was unsteady (this run 30 % spread" in unsteady.warnings[0]
 
 
 def with_cell_calibrations(run: RunResults, seconds: dict[str, float]) -> RunResults:
@@ -355,7 +453,7 @@ def test_a_load_during_some_cells_is_matched_by_their_own_calibration(normalize)
     # The run's calibrations (before the first cell, after the last) saw a quiet machine; a load came
     # during the MLP cells only: they and the calibration around them took 50 % longer. The CNN code
     # really got 30 % slower, with the machine as quiet as in the baseline.
-    baseline = with_cell_calibrations(synthetic_run("a", seed=1), {"MLP": 0.1, "CNN": 0.1})
+    baseline = with_cell_calibrations(pooled(), {"MLP": 0.1, "CNN": 0.1})
     current = synthetic_run("b", seed=2)
     current = replace_cells(current, lambda cell: {"MLP": 1.5, "CNN": 1.3}[cell.model])
     current = with_cell_calibrations(current, {"MLP": 0.15, "CNN": 0.1})
@@ -365,14 +463,14 @@ def test_a_load_during_some_cells_is_matched_by_their_own_calibration(normalize)
     assert timing["CNN · torch/cpu"] is Outcome.REGRESSED
     assert "2 row(s) judged by the calibrations taken around their own cells" in comparison.notes
     # Without the cells' calibrations the run's own (equal on both sides) decides: the load is blamed on the code.
-    plain = compare(synthetic_run("a", seed=1), replace_cells(synthetic_run("b", seed=2),
+    plain = compare(pooled(), replace_cells(synthetic_run("b", seed=2),
                                                              lambda cell: {"MLP": 1.5, "CNN": 1.3}[cell.model]),
                     normalize=normalize)
     assert outcomes(plain, "train_seconds")["MLP · torch/cpu"] is Outcome.REGRESSED
 
 
 def test_cell_calibrations_too_far_apart_make_the_row_not_comparable():
-    baseline = with_cell_calibrations(synthetic_run("a", seed=1), {"MLP": 0.1, "CNN": 0.1})
+    baseline = with_cell_calibrations(pooled(), {"MLP": 0.1, "CNN": 0.1})
     current = with_cell_calibrations(replace_cells(synthetic_run("b", seed=2), lambda cell: 1.3),
                                      {"MLP": 0.1 * MAX_TIME_SCALE * 1.5, "CNN": 0.1})
     timing = outcomes(compare(baseline, current), "train_seconds")

@@ -1,10 +1,13 @@
-"""harness baseline update suite=NAME [run=RUN_ID] [profile=NAME] [reports=DIR] [out=PATH]
+"""harness baseline update suite=NAME [runs=N | run=ID[,ID...]] [profile=NAME] [reports=DIR] [out=PATH]
 harness baseline show [FILE] [reports=DIR]
 
-update: writes the run (default: the newest finished run of the suite) into the baseline file of its
-device kind and profile, reports/baselines/<cpu|cuda>-<profile>.json, replacing that suite's entry
-and keeping the others. The file is committed: it is what `harness compare` and the nightly job
-measure against. show: the suites of a baseline file (default: every file in reports/baselines).
+update: writes the run (default: the newest finished run of the suite), or several runs of the same
+code pooled into one entry (runs=N: the newest N with the newest one's profile and settings; run=A,B,C),
+into the baseline file of its device kind and profile, reports/baselines/<cpu|cuda>-<profile>.json,
+replacing that suite's entry and keeping the others. Pooled runs show how much timings vary from run
+to run, so `harness compare` can judge one new run's timings against them. The file is committed: it
+is what `harness compare` and the nightly job measure against. show: the suites of a baseline file
+(default: every file in reports/baselines).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from rich.table import Table
 from harness.commands.args import command_help, parse_arguments
 from harness.compare import baselines
 from harness.compare.results import RunResults
-from harness.errors import UserError
+from harness.errors import UserError, echo
 from harness.paths import reports_dir
 from harness.store import ResultsStore
 
@@ -27,7 +30,9 @@ USAGE_LINES = 2
 
 OPTIONS = {
     "suite": "update: the suite whose run becomes the baseline",
-    "run": "update: run id (default: the newest finished run of the suite)",
+    "run": "update: run id, or comma-separated run ids to pool (default: the newest finished run of the suite)",
+    "runs": "update: pool the newest N finished runs of the suite with the newest one's profile and settings "
+            "(default 1)",
     "profile": "update: the baseline's profile, the file name's second part (default: the run's profile)",
     "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
     "out": "update: write this file instead of reports/baselines/<device-kind>-<profile>.json",
@@ -36,40 +41,56 @@ ACTIONS = ("update", "show")
 
 
 def update(suite: str, reports: Path, run_id: str | None = None, profile: str | None = None,
-           out: Path | None = None) -> tuple[Path, RunResults]:
-    """Write a run into its baseline file; returns the file and what was written."""
+           out: Path | None = None, runs: int = 1) -> tuple[Path, RunResults]:
+    """Write a run, or several pooled (``run_id`` "A,B,C" or the newest ``runs``), into its baseline
+    file; returns the file and what was written."""
     database = reports / "results.db"
     if not database.exists():
         raise UserError(f"no results store at {database}: run suite {suite} first")
     with ResultsStore(database) as store:
         if run_id is None:
-            results = baselines.latest(store, suite)
+            chosen = newest_alike(store, suite, runs)
         else:
-            results = baselines.from_store(store, run_id)
-            if results.suite != suite:
-                raise UserError(f"run {run_id} belongs to suite {results.suite!r}, not {suite!r}")
-    failed = [cell.row for cell in results.cells if cell.status != "ok"]
-    if failed:
-        # A failed cell in the baseline would make every later failure of it look normal.
-        raise UserError(f"run {results.run_id} has failed cells ({', '.join(sorted(set(failed)))}): "
-                        "a baseline must be a clean run")
+            chosen = [baselines.from_store(store, one.strip()) for one in run_id.split(",") if one.strip()]
+    for results in chosen:
+        if results.suite != suite:
+            raise UserError(f"run {results.run_id} belongs to suite {results.suite!r}, not {suite!r}")
+        failed = [cell.row for cell in results.cells if cell.status != "ok"]
+        if failed:
+            # A failed cell in the baseline would make every later failure of it look normal.
+            raise UserError(f"run {results.run_id} has failed cells ({', '.join(sorted(set(failed)))}): "
+                            "a baseline must be a clean run")
+    results = baselines.pooled(chosen)
     path = out or baselines.baseline_path(reports, baselines.device_kind(results), profile or results.profile)
     baselines.write_baseline(path, results, profile or results.profile)
     return path, results
 
 
+def newest_alike(store: ResultsStore, suite: str, count: int) -> list[RunResults]:
+    """The newest ``count`` finished runs of ``suite`` that share the newest one's profile and settings,
+    oldest first; a UserError says how many more to run when there are fewer."""
+    newest = baselines.latest(store, suite)
+    alike = [run.run_id for run in store.runs(suite) if run.status != "running"
+             and run.profile == newest.profile and run.config_hash == newest.config_hash]
+    if len(alike) < count:
+        raise UserError(f"runs={count}: the store has {len(alike)} finished run(s) of suite {suite!r} with profile "
+                        f"{newest.profile!r} and its newest settings (config {newest.config_hash}); run it "
+                        f"{count - len(alike)} more time(s)")
+    return [baselines.from_store(store, run_id) for run_id in alike[-count:]]
+
+
 def show(paths: list[Path], console: Console) -> None:
     """A table of the suites in each baseline file."""
     table = Table(title="baselines", title_justify="left")
-    for column in ("File", "Suite", "Run", "Profile", "Created", "Commit", "Cells", "Calibration"):
-        table.add_column(column, justify="right" if column in ("Cells", "Calibration") else "left")
+    for column in ("File", "Suite", "Run", "Runs", "Profile", "Created", "Commit", "Cells", "Calibration"):
+        table.add_column(column, justify="right" if column in ("Runs", "Cells", "Calibration") else "left")
     for path in paths:
         for name, results in baselines.read_baseline(path).items():
             commit = str(results.environment.get("git_commit") or "–")[:10]
             if results.environment.get("git_dirty"):
                 commit += "*"
-            table.add_row(path.name, name, results.run_id, results.profile, results.created, commit,
-                          str(len(results.cells)), results.calibration_text())
+            table.add_row(path.name, name, results.run_id, str(len(results.runs) or 1), results.profile,
+                          results.created, commit, str(len(results.cells)), results.calibration_text())
     console.print(table)
 
 
@@ -91,7 +112,13 @@ def main(argv: list[str], console: Console) -> int:
     if "suite" not in args.options:
         raise UserError("missing suite=NAME")
     out = Path(args.options["out"]) if "out" in args.options else None
-    path, results = update(args.options["suite"], reports, args.options.get("run"), args.options.get("profile"), out)
-    console.print(f"baseline {path}: suite {results.suite} from run {results.run_id} "
-                  f"({len(results.cells)} cells)", markup=False)
+    runs = args.options.get("runs", "1")
+    if not runs.isdigit() or int(runs) < 1:
+        raise UserError(f"runs={echo(runs)}: expected a whole number of runs, 1 or more")
+    if "run" in args.options and "runs" in args.options:
+        raise UserError("give run=ID[,ID...] or runs=N, not both")
+    path, results = update(args.options["suite"], reports, args.options.get("run"), args.options.get("profile"), out,
+                           int(runs))
+    pooled = f"runs {', '.join(results.runs)}" if results.runs else f"run {results.run_id}"
+    console.print(f"baseline {path}: suite {results.suite} from {pooled} ({len(results.cells)} cells)", markup=False)
     return 0

@@ -2,13 +2,16 @@
 
 Compares a run against a baseline, row by row (a row pools a model's seeds and repeats), and exits 1
 when anything regressed. BASELINE, CURRENT and RUN are each a baseline file (reports/baselines/*.json),
-a results.json or run folder, or a run id of the store. Without CURRENT, each suite of BASELINE is
-compared with the newest finished run of that suite and profile in the store.
+a results.json or run folder, or a run id of the store; BASELINE may also be several runs of one
+suite, comma-separated (A,B,C), pooled. Without CURRENT, each suite of BASELINE is compared with the
+newest finished run of that suite and profile in the store.
 
 Thresholds come from the suite's [regression] table (default test_accuracy:-1.0,train_seconds:+10%);
 fail= replaces those of the metrics it names. A change counts only beyond both its threshold and the
-noise (see harness.compare.checks). A timing measured once per side is "unconfirmed" and fails
-nothing; rerun= names a second run of the same code, and a change seen in both runs is confirmed.
+noise (see harness.compare.checks). Timings vary more between runs than within one, so a timing
+change between one run and another is "unconfirmed" and fails nothing; rerun= names a second run of
+the same code, and a change seen in both runs is confirmed. Against a baseline of several runs, one
+run's timings are judged against the baseline runs' spread.
 """
 
 from __future__ import annotations
@@ -217,5 +220,6 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     unconfirmed = counts[Outcome.UNCONFIRMED.value]
     if unconfirmed:
         console.print(f"{unconfirmed} unconfirmed change(s) fail nothing: confirm them with a second run "
-                      "(rerun=RUN; harness nightly measures again by itself) or with repeats", markup=False)
+                      "(rerun=RUN; harness nightly measures again by itself) or against a baseline of several runs",
+                      markup=False)
     console.print(f"{comparison.suite}: {summary or 'nothing compared'}", markup=False)

@@ -3,9 +3,11 @@
 A baseline file (``reports/baselines/<device-kind>-<profile>.json``, committed) holds, per suite, the
 run it was taken from reduced to what a comparison needs: identity, environment (calibration
 included), the suite's regression settings, and each cell's record and repeated timings, without the
-bulky artifacts. It is versioned like the results store: a file from a newer harness is refused
-rather than misread, and older versions would be migrated on read; both file kinds are read through
-the schemas of :mod:`harness.compare.files`.
+bulky artifacts. An entry may pool several runs of the same code (each cell says which run measured
+it): their spread is the run-to-run noise a single new run is judged against. It is versioned like
+the results store: a file from a newer harness is refused rather than misread, and older versions
+are read as they were written (version 1: one run per suite); both file kinds are read through the
+schemas of :mod:`harness.compare.files`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from harness.cells import StoredCell, nan_free
 from harness.compare.files import BASELINE_FORMAT, BASELINE_SCHEMA_VERSION, read_baseline, read_results_file
-from harness.compare.results import CellSummary, RunResults, Side
+from harness.compare.results import CellSummary, RunResults, Side, pool
 from harness.compare.stats import SampleStats
 from harness.errors import UserError
 from harness.paths import atomic_write
@@ -91,7 +93,9 @@ def write_baseline(path: Path, results: RunResults, profile: str) -> dict[str, A
 
 
 def _results_to_json(results: RunResults) -> dict[str, Any]:
+    pooled = {"runs": list(results.runs)} if results.runs else {}
     return {
+        **pooled,
         "run_id": results.run_id,
         "suite": results.suite,
         "profile": results.profile,
@@ -103,10 +107,27 @@ def _results_to_json(results: RunResults) -> dict[str, Any]:
     }
 
 
+def pooled(runs: list[RunResults]) -> RunResults:
+    """Runs of one suite and configuration as one baseline (:func:`harness.compare.results.pool`); a
+    single run as it is. A UserError when they are not of one suite and configuration."""
+    suites = {results.suite for results in runs}
+    if len(suites) > 1:
+        raise UserError(f"runs {', '.join(r.run_id for r in runs)} are of different suites "
+                        f"({', '.join(sorted(suites))}): a baseline pools runs of one suite")
+    settings = {results.config_hash for results in runs}
+    if len(settings) > 1:
+        raise UserError(f"runs {', '.join(r.run_id for r in runs)} ran different settings (config "
+                        f"{', '.join(sorted(settings))}): a baseline pools runs of one configuration")
+    return runs[0] if len(runs) == 1 else pool(runs)
+
+
 def resolve(source: str, reports: Path) -> list[RunResults]:
-    """What ``source`` names: a baseline file (every suite in it), a results.json or run folder, or a
-    run id of the store in ``reports``."""
+    """What ``source`` names: a baseline file (every suite in it), a results.json or run folder, a run
+    id of the store in ``reports``, or several runs of one suite, comma-separated, pooled."""
     path = Path(source)
+    if "," in source and not path.exists():
+        return [pooled([results for part in source.split(",") if part.strip()
+                        for results in resolve(part.strip(), reports)])]
     if path.is_file() and is_baseline_file(path):
         return list(read_baseline(path).values())
     if path.is_file() or (path.is_dir() and (path / "results.json").is_file()):

@@ -2,12 +2,17 @@
 
 A :class:`ThresholdCheck` is a :class:`~harness.thresholds.Threshold` (``test_accuracy:-0.5``,
 ``train_seconds:+10%``) that also asks the noise: a change in the bad direction beyond the threshold
-is a regression only when the samples say it is real (timings: Mann-Whitney U; other metrics, such
-as accuracy over seeds: Welch's t-test). A timing measured once on either side has no noise estimate,
-and one run's timing on a shared machine can be off by a factor of five, so such a change is only
-*unconfirmed*: it fails nothing until a second measurement shows it again (``harness nightly`` runs
-the suite once more; ``harness compare ... rerun=RUN`` reads one) or repeats give it a spread. A
-single accuracy is held to the threshold alone: training with a fixed seed repeats it exactly.
+is a regression only when the samples say it is real (other metrics, such as accuracy over seeds:
+Welch's t-test). Timings are judged between runs: the epochs of one process vary less than runs do
+(on the development machine, same-code runs differed by up to 46 % on a row whose epochs agreed
+within a few percent, and a Mann-Whitney test over epochs failed 6 of 50 same-code pairs). Against a
+baseline pooled from several runs (``harness baseline update ... runs=N``), a run's median is tested
+against the spread of the baseline runs' medians (Student's t, :func:`harness.compare.stats.run_test`).
+With one run a side, the run-to-run noise is unknown: a change beyond the threshold that stands out
+of the runs' own epochs or repeats (Mann-Whitney U) is only *unconfirmed*, and so is one timed once;
+it fails nothing until a second run shows it again (``harness nightly`` runs the suite once more;
+``harness compare ... rerun=RUN`` reads one). A single accuracy is held to the threshold alone:
+training with a fixed seed repeats it exactly.
 Two checks are always on: parameter counts must be equal, and a cell that passed before must not
 fail now.
 """
@@ -21,7 +26,7 @@ from enum import Enum
 from typing import Any, Iterable
 
 from harness.compare.results import Side
-from harness.compare.stats import mean_test, rank_test
+from harness.compare.stats import mean_test, rank_test, run_test
 from harness.thresholds import Threshold, is_timing, parse_threshold, parse_thresholds, unit
 
 
@@ -118,32 +123,61 @@ class ThresholdCheck(Threshold, Check):
             change = new - old
         beyond = change * self.worse > self.limit  # moved the bad way by more than allowed
         better = -change * self.worse > self.limit
-        test = rank_test if timing else mean_test
-        p_bad = test(now, before, self.worse)
-        p_good = test(now, before, -self.worse)
         unit_label = "%" if self.relative else ("pp" if unit(self.metric) == "%" else unit(self.metric))
         described = f"{row}: {self.metric} {old:.4g} -> {new:.4g} ({change:+.2f} {unit_label}, limit {self})"
-        once = f"{min(len(before), len(now))} sample"
-        if beyond and p_bad is None and timing:
-            outcome = Outcome.UNCONFIRMED
-            message = (f"{described}; unconfirmed: {once} on a side, no noise estimate (a second run or repeats "
-                       "confirm it)")
-        elif beyond and (p_bad is None or p_bad < alpha):
-            outcome = Outcome.REGRESSED
-            noise = f"p={p_bad:.3g} < {alpha:g}" if p_bad is not None else f"no noise estimate: {once}"
-            message = f"{described}; {noise}"
-        elif beyond:
-            outcome, message = Outcome.NOISE, f"{described}; within noise (p={p_bad:.3g} >= {alpha:g})"
-        elif better and p_good is None and timing:
-            outcome, message = Outcome.NOISE, f"{described}; within noise ({once}: no noise estimate)"
-        elif better and (p_good is None or p_good < alpha):
-            outcome, message = Outcome.IMPROVED, described
-        elif better:
-            outcome, message = Outcome.NOISE, f"{described}; within noise"
-        else:
-            outcome, message = Outcome.UNCHANGED, described
-        return Verdict(row, str(self), self.metric, outcome, old, new, change, unit_label,
-                       p_bad if change * self.worse > 0 else p_good, (len(before), len(now)), message)
+        judged = self._timing if timing else self._other
+        outcome, p_value, noise = judged(current, baseline, beyond, better, alpha)
+        return Verdict(row, str(self), self.metric, outcome, old, new, change, unit_label, p_value,
+                       (len(before), len(now)), f"{described}; {noise}" if noise else described)
+
+    def _other(self, current: Side, baseline: Side, beyond: bool, better: bool, alpha: float
+               ) -> tuple[Outcome, float | None, str]:
+        """Accuracy and other metrics: the threshold, and Welch's t over seeds where both sides have several."""
+        now, before = current.sample(self.metric), baseline.sample(self.metric)
+        if beyond:
+            p_bad = mean_test(now, before, self.worse)
+            if p_bad is None:
+                return Outcome.REGRESSED, None, f"no noise estimate: {min(len(before), len(now))} sample"
+            if p_bad < alpha:
+                return Outcome.REGRESSED, p_bad, f"p={p_bad:.3g} < {alpha:g}"
+            return Outcome.NOISE, p_bad, f"within noise (p={p_bad:.3g} >= {alpha:g})"
+        if better:
+            p_good = mean_test(now, before, -self.worse)
+            if p_good is None or p_good < alpha:
+                return Outcome.IMPROVED, p_good, ""
+            return Outcome.NOISE, p_good, "within noise"
+        return Outcome.UNCHANGED, None, ""
+
+    def _timing(self, current: Side, baseline: Side, beyond: bool, better: bool, alpha: float
+                ) -> tuple[Outcome, float | None, str]:
+        """A timing: between runs where the sides hold three runs or more, else within the one run of
+        each side (its epochs or repeats), which can leave a change unconfirmed but never confirm one."""
+        if not beyond and not better:
+            return Outcome.UNCHANGED, None, ""
+        worse = self.worse if beyond else -self.worse
+        runs_now, runs_before = current.run_medians(self.metric), baseline.run_medians(self.metric)
+        between = run_test(runs_now, runs_before, worse)
+        if between is not None:
+            runs = f"{len(runs_before)} baseline run(s) vs {len(runs_now)}"
+            if between >= alpha:
+                return Outcome.NOISE, between, f"within the run-to-run noise (p={between:.3g} >= {alpha:g} over {runs})"
+            if beyond:
+                return Outcome.REGRESSED, between, f"p={between:.3g} < {alpha:g} over {runs}"
+            return Outcome.IMPROVED, between, ""
+        now, before = current.sample(self.metric), baseline.sample(self.metric)
+        within = rank_test(now, before, worse)
+        if within is None:
+            once = f"{min(len(before), len(now))} sample"
+            if beyond:
+                return Outcome.UNCONFIRMED, None, f"unconfirmed: {once} on a side, no noise estimate (a second run confirms it)"
+            return Outcome.NOISE, None, f"within noise ({once}: no noise estimate)"
+        if within >= alpha:
+            return Outcome.NOISE, within, f"within noise (p={within:.3g} >= {alpha:g})"
+        if beyond:
+            return (Outcome.UNCONFIRMED, within,
+                    f"unconfirmed: one run a side (p={within:.3g} over its samples, which do not show how much "
+                    "runs differ): a second run, or a baseline of several runs, confirms it")
+        return Outcome.IMPROVED, within, ""
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,13 @@ scaling honest:
   a third (the ``drift``): its first and last cells were timed on different machines, in effect.
   On the shared development machine one of 20 runs drifted so (x4.6) and, measured again, made the
   only false alarm of the nightly-style confirmation before this rule.
-- A calibration whose own spread exceeds 25 % (interquartile range of its samples over their median)
-  was taken while the machine's speed wandered: its factor cannot be trusted, so a timing regression
-  of that run is *unconfirmed* until a second run shows it again.
+- CPU runs that could use different numbers of cores are not compared either: a training step of
+  the report's MLPs at batch 50 took as long on one core as on two of the development machine, the
+  calibration's matmul 1.45 times as long, so the scaling made a 30 % slowdown on one core read
+  "unchanged" against a two-core baseline (the CNNs, which use both cores, were caught).
+- A calibration whose own spread exceeds 25 % (interquartile range of its samples over their median,
+  before or after the cells) was taken while the machine's speed wandered: its factor cannot be
+  trusted, so a timing regression of that run is *unconfirmed* until a second run shows it again.
 
 Measured on the shared development machine over nine pairs of real runs, three with an injected 30 %
 slowdown: raw seconds caught one slowdown and called plain pairs -48 % "improved"; per-epoch samples
@@ -154,6 +158,12 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
         return TimeScale(not_comparable=f"timings not comparable: the machine's speed changed while the cells ran "
                                         f"({', '.join(drifted)} from the calibration before them to the one after, "
                                         f"allowed up to x{MAX_TIME_SCALE:g}); measure again when it is quieter")
+    cores = usable_cores(baseline), usable_cores(current)
+    if None not in cores and cores[0] != cores[1] and baseline.calibration.get("device", "cpu") == "cpu":
+        return TimeScale(not_comparable=f"timings not comparable with this baseline: it could use {cores[0]} "
+                                        f"core(s), this run {cores[1]}; one fixed calibration workload cannot "
+                                        "stand for every row's use of the cores: measure a baseline with "
+                                        f"{cores[1]} core(s)")
     if normalize == "never":
         return TimeScale(unsteady=unsteady_text)
     same_machine = all(baseline.environment.get(k) == current.environment.get(k) for k in MACHINE_KEYS)
@@ -173,6 +183,12 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
     if normalize == "auto" and same_machine:
         return TimeScale(unsteady=unsteady_text)
     return TimeScale(factor, f"timings scaled by {factor:.3f} ({described})", unsteady=unsteady_text, scaled=True)
+
+
+def usable_cores(results: RunResults) -> int | None:
+    """How many cores the run's process could use (``cpu_cores`` for runs that did not record it)."""
+    value = results.environment.get("usable_cores", results.environment.get("cpu_cores"))
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def row_scale(scale: TimeScale, load: float | None, before: Side, now: Side) -> tuple[TimeScale, float | None]:
@@ -245,6 +261,9 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
     notes += [note for note in (scale.note,) if note]
     load = (machine_load(baseline, current) if normalize == "auto" and scale.factor == 1.0
             and scale.not_comparable is None else None)
+    if len(baseline.runs) > 1:
+        notes.append(f"baseline pooled from {len(baseline.runs)} runs: timings are judged against how much they "
+                     "varied from run to run")
     if baseline.config_hash != current.config_hash:
         notes.append(f"settings differ (config {baseline.config_hash} vs {current.config_hash}): "
                      "the runs may not measure the same thing")
@@ -274,7 +293,7 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
         notes.append(f"{per_cell} row(s) judged by the calibrations taken around their own cells")
     return Comparison(
         suite=current.suite,
-        baseline_id=baseline.run_id,
+        baseline_id=baseline.described,
         current_id=current.run_id,
         checks=tuple(str(check) for check in checks),
         alpha=alpha,

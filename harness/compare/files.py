@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.compare.results import CellSummary, RunResults
 from harness.errors import UserError
@@ -21,7 +21,8 @@ from harness.store import SCHEMA_VERSION as RESULTS_SCHEMA_VERSION
 from harness.suite.regression_settings import RegressionSettings
 
 BASELINE_FORMAT = "harness-baseline"
-BASELINE_SCHEMA_VERSION = 1
+#: 2: an entry may pool several runs (``runs``, and each cell's ``run``); a version-1 file is one run.
+BASELINE_SCHEMA_VERSION = 2
 
 
 class _Open(BaseModel):
@@ -102,10 +103,12 @@ class BaselineCell(_Open):
     record: dict[str, Any]
     samples: dict[str, list[float]] = Field(default_factory=dict)
     calibration: float | None = Field(None, gt=0, description="Seconds of the calibration around this cell.")
+    run: str = Field("", description="The run that measured this cell, in an entry pooled from several runs.")
 
 
 class BaselineEntry(_Open):
-    """One suite of a baseline file: the run it was taken from, reduced to what a comparison reads."""
+    """One suite of a baseline file: the run it was taken from (or, in ``runs``, the runs it pools; the
+    newest gives ``run_id`` and the environment), reduced to what a comparison reads."""
 
     run_id: str
     suite: str
@@ -115,14 +118,24 @@ class BaselineEntry(_Open):
     environment: Environment = Field(default_factory=Environment)
     regression: RegressionSettings = Field(default_factory=RegressionSettings)
     cells: list[BaselineCell]
+    runs: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cells_of_pooled_runs(self) -> "BaselineEntry":
+        if len(set(self.runs)) != len(self.runs):
+            raise ValueError("runs names a run twice")
+        unknown = sorted({cell.run for cell in self.cells if cell.run} - set(self.runs))
+        if unknown:
+            raise ValueError(f"cells measured by runs the entry does not pool: {', '.join(unknown)}")
+        return self
 
     def results(self) -> RunResults:
         cells = [CellSummary(c.model, c.backend, c.device, c.seed, c.params, c.status, c.error, c.record, c.samples,
-                             c.calibration)
+                             c.calibration, c.run)
                  for c in self.cells]
         return RunResults(self.suite, self.run_id, self.profile, self.config_hash, self.created,
                           self.environment.model_dump(exclude_unset=True),
-                          self.regression.model_dump(exclude_unset=True), cells)
+                          self.regression.model_dump(exclude_unset=True), cells, tuple(self.runs))
 
 
 class BaselineFile(_Open):

@@ -1,15 +1,20 @@
 """What a comparison reads: a run reduced to its cells' identities, statuses, records and repeated
 samples, wherever it came from (the results store, a results.json or a baseline file), and the
-cells of one comparison row on one side."""
+cells of one comparison row on one side.
+
+A baseline may pool several runs of the same code (:func:`pool`): each cell then says which run
+measured it, because timings vary more from one run (one process) to the next than between the
+epochs of one run, and only runs show that noise.
+"""
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from harness.compare.calibration import VERSION, drift, spread
+from harness.compare.calibration import VERSION, drift, halves_spread, spread
 from harness.suite.regression_settings import RegressionSettings
 from harness.thresholds import is_timing
 
@@ -35,6 +40,8 @@ class CellSummary:
     #: (``artifacts['calibration']``, :func:`harness.compare.calibration.around_cell`): the machine's
     #: speed while the cell ran. None where the run took none (older runs, other executors).
     calibration: float | None = None
+    #: The run that measured this cell, in a baseline pooled from several runs ("" in a single run).
+    run: str = ""
 
     @property
     def row(self) -> str:
@@ -86,6 +93,13 @@ class RunResults:
     environment: dict[str, Any]
     regression: dict[str, Any]
     cells: list[CellSummary]
+    #: The runs pooled into this one (:func:`pool`), oldest first; empty for a single run.
+    runs: tuple[str, ...] = ()
+
+    @property
+    def described(self) -> str:
+        """The run id, or for pooled runs the newest id and how many runs: for messages and tables."""
+        return f"{self.run_id} (+{len(self.runs) - 1} more runs)" if len(self.runs) > 1 else self.run_id
 
     def rows(self) -> dict[str, list[CellSummary]]:
         """Cells grouped by comparison row, in first-seen order."""
@@ -106,9 +120,18 @@ class RunResults:
     @property
     def calibration_spread(self) -> float | None:
         """The interquartile range of the run's calibration samples, percent of their median: how much
-        the same fixed work varied in time on the machine while the run was measured (worked out
-        from the samples, so calibrations stored before the spread was recorded have one too)."""
-        return spread(self.calibration.get("samples") or [])
+        the same fixed work varied in time on the machine while the run was measured; for the
+        calibrations before and after the cells, the larger of the two (worked out from the samples,
+        so calibrations stored before that rule read the same way)."""
+        if self.calibration.get("runs"):
+            # Pooled: its samples come from several runs; their spread is the runs' typical one.
+            stored = self.calibration.get("spread")
+            return float(stored) if isinstance(stored, (int, float)) and math.isfinite(stored) else None
+        samples = self.calibration.get("samples") or []
+        if "drift" in self.calibration and len(samples) >= 6 and len(samples) % 2 == 0:
+            # Merged from a calibration before the cells and one after: each half's own steadiness.
+            return halves_spread(samples[: len(samples) // 2], samples[len(samples) // 2:])
+        return spread(samples)
 
     @property
     def calibration_drift(self) -> float | None:
@@ -118,6 +141,8 @@ class RunResults:
         if isinstance(stored, (int, float)) and stored > 0:
             return float(stored)
         samples = self.calibration.get("samples") or []
+        if self.calibration.get("runs"):
+            return None  # pooled: its samples are several runs' in turn, not one run's before and after
         if len(samples) >= 6 and len(samples) % 2 == 0:
             return drift(samples[: len(samples) // 2], samples[len(samples) // 2:])
         return None
@@ -146,6 +171,16 @@ class Side:
         scale = self.time_scale if is_timing(metric) else 1.0
         return tuple(v * scale for c in self.cells if c.status == "ok" for v in c.values(metric))
 
+    def run_medians(self, metric: str) -> tuple[float, ...]:
+        """Per run that measured the row, the median of its measurements of ``metric``: one value per
+        process, the samples that show the run-to-run noise."""
+        scale = self.time_scale if is_timing(metric) else 1.0
+        by_run: dict[str, list[float]] = {}
+        for cell in self.cells:
+            if cell.status == "ok":
+                by_run.setdefault(cell.run, []).extend(v * scale for v in cell.values(metric))
+        return tuple(statistics.median(values) for values in by_run.values() if values)
+
     @property
     def ok(self) -> bool:
         return bool(self.cells) and all(cell.status == "ok" for cell in self.cells)
@@ -157,3 +192,29 @@ class Side:
         if not measured or None in measured:
             return None
         return statistics.median(measured)
+
+
+def pool(runs: list[RunResults]) -> RunResults:
+    """Several runs of one suite and configuration as one baseline: every run's cells, each marked with
+    its run, the newest run's identity and environment, and a calibration that stands for all of them
+    (the median of the runs' calibrations, their typical spread, the largest drift)."""
+    if not runs:
+        raise ValueError("no runs to pool")
+    newest = runs[-1]
+    cells = [replace(cell, run=cell.run or run.run_id) for run in runs for cell in run.cells]
+    environment = dict(newest.environment)
+    measured = [run.calibration for run in runs if run.calibration_seconds is not None]
+    if measured and len({entry.get("version") for entry in measured}) == 1:
+        spreads = [s for s in (run.calibration_spread for run in runs if run.calibration_seconds is not None)
+                   if s is not None]
+        drifts = [d for d in (run.calibration_drift for run in runs) if d is not None]
+        environment["calibration"] = {
+            **newest.calibration,
+            "seconds": statistics.median(float(entry["seconds"]) for entry in measured),
+            "samples": [float(v) for entry in measured for v in entry.get("samples") or []],
+            "spread": statistics.median(spreads) if spreads else None,
+            "drift": max(drifts, key=lambda d: max(d, 1 / d)) if drifts else None,
+            "runs": len(measured),
+        }
+    ids = tuple(dict.fromkeys(run_id for run in runs for run_id in (run.runs or (run.run_id,))))
+    return replace(newest, cells=cells, environment=environment, runs=ids)

@@ -1,9 +1,10 @@
 """Statistics of repeated measurements: summaries, and the one-sided tests that say whether a change
-stands out of the noise (timings: Mann-Whitney U, being skewed and outlier-prone; other metrics,
-accuracy over seeds: Welch's t-test)."""
+stands out of the noise (timings: Mann-Whitney U within runs, being skewed and outlier-prone, and
+Student's t over runs; other metrics, accuracy over seeds: Welch's t-test)."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Iterable
@@ -71,3 +72,26 @@ def mean_test(current: tuple[float, ...], baseline: tuple[float, ...], worse: in
 
     alternative = "greater" if worse > 0 else "less"
     return float(ttest_ind(current, baseline, equal_var=False, alternative=alternative).pvalue)
+
+
+def run_test(current: tuple[float, ...], baseline: tuple[float, ...], worse: int) -> float | None:
+    """One-sided p-value that the runs of ``current`` moved in the ``worse`` direction from the runs
+    of ``baseline``, each value one run's median timing; None with fewer than three runs in all.
+
+    Runs, not the epochs inside them, are the samples here: a process's epochs share its memory
+    layout, thread placement and the machine's state at the time, so they vary less among themselves
+    than runs do (pyperf spreads a benchmark over many processes for the same reason). Timings
+    multiply, so the test is Student's t on their logarithms, the variance pooled over both sides,
+    which also works with a single current run against a baseline of several (a prediction test)."""
+    runs = len(current) + len(baseline)
+    if not current or not baseline or runs < 3 or min(current + baseline) <= 0:
+        return None
+    now, before = [math.log(v) for v in current], [math.log(v) for v in baseline]
+    moved = (statistics.fmean(now) - statistics.fmean(before)) * worse
+    squares = sum((v - statistics.fmean(now)) ** 2 for v in now) + sum((v - statistics.fmean(before)) ** 2 for v in before)
+    if squares == 0:
+        return 0.0 if moved > 0 else 1.0
+    from scipy.stats import t
+
+    error = math.sqrt(squares / (runs - 2) * (1 / len(now) + 1 / len(before)))
+    return float(t.sf(moved / error, runs - 2))
