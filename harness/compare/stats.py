@@ -88,7 +88,9 @@ def run_test(current: tuple[float, ...], baseline: tuple[float, ...], worse: int
         return None
     now, before = [math.log(v) for v in current], [math.log(v) for v in baseline]
     moved = (statistics.fmean(now) - statistics.fmean(before)) * worse
-    squares = sum((v - statistics.fmean(now)) ** 2 for v in now) + sum((v - statistics.fmean(before)) ** 2 for v in before)
+    # By hand, not scipy's ttest_ind: with one run on a side its variance is undefined and scipy gives
+    # nan, though the variance pooled over both sides is not.
+    squares = sum((v - statistics.fmean(side)) ** 2 for side in (now, before) for v in side)
     if squares == 0:
         return 0.0 if moved > 0 else 1.0
     from scipy.stats import t
