@@ -69,9 +69,11 @@ def update(suite: str, reports: Path, run_id: str | None = None, profile: str | 
 def newest_alike(store: ResultsStore, suite: str, count: int) -> list[RunResults]:
     """The newest ``count`` finished runs of ``suite`` that share the newest one's profile and settings,
     oldest first; a UserError says how many more to run when there are fewer."""
-    newest = baselines.latest(store, suite)
-    alike = [run.run_id for run in store.runs(suite) if run.status != "running"
-             and run.profile == newest.profile and run.config_hash == newest.config_hash]
+    finished = [run for run in store.runs(suite) if run.status != "running"]
+    if not finished:
+        raise UserError(f"no finished run of suite {suite!r} in {store.path}: run it first")
+    newest = finished[-1]
+    alike = [run.run_id for run in finished if run.profile == newest.profile and run.config_hash == newest.config_hash]
     if len(alike) < count:
         raise UserError(f"runs={count}: the store has {len(alike)} finished run(s) of suite {suite!r} with profile "
                         f"{newest.profile!r} and its newest settings (config {newest.config_hash}); run it "
