@@ -125,15 +125,16 @@ class ThresholdCheck(Threshold, Check):
         better = -change * self.worse > self.limit
         unit_label = "%" if self.relative else ("pp" if unit(self.metric) == "%" else unit(self.metric))
         described = f"{row}: {self.metric} {old:.4g} -> {new:.4g} ({change:+.2f} {unit_label}, limit {self})"
-        judged = self._timing if timing else self._other
-        outcome, p_value, noise = judged(current, baseline, beyond, better, alpha)
+        if timing:
+            outcome, p_value, noise = self._timing(now, before, current, baseline, beyond, better, alpha)
+        else:
+            outcome, p_value, noise = self._other(now, before, beyond, better, alpha)
         return Verdict(row, str(self), self.metric, outcome, old, new, change, unit_label, p_value,
                        (len(before), len(now)), f"{described}; {noise}" if noise else described)
 
-    def _other(self, current: Side, baseline: Side, beyond: bool, better: bool, alpha: float
+    def _other(self, now: tuple[float, ...], before: tuple[float, ...], beyond: bool, better: bool, alpha: float
                ) -> tuple[Outcome, float | None, str]:
         """Accuracy and other metrics: the threshold, and Welch's t over seeds where both sides have several."""
-        now, before = current.sample(self.metric), baseline.sample(self.metric)
         if beyond:
             p_bad = mean_test(now, before, self.worse)
             if p_bad is None:
@@ -148,8 +149,8 @@ class ThresholdCheck(Threshold, Check):
             return Outcome.NOISE, p_good, "within noise"
         return Outcome.UNCHANGED, None, ""
 
-    def _timing(self, current: Side, baseline: Side, beyond: bool, better: bool, alpha: float
-                ) -> tuple[Outcome, float | None, str]:
+    def _timing(self, now: tuple[float, ...], before: tuple[float, ...], current: Side, baseline: Side,
+                beyond: bool, better: bool, alpha: float) -> tuple[Outcome, float | None, str]:
         """A timing: between runs where the sides hold three runs or more, else within the one run of
         each side (its epochs or repeats), which can leave a change unconfirmed but never confirm one."""
         if not beyond and not better:
@@ -164,7 +165,6 @@ class ThresholdCheck(Threshold, Check):
             if beyond:
                 return Outcome.REGRESSED, between, f"p={between:.3g} < {alpha:g} over {runs}"
             return Outcome.IMPROVED, between, ""
-        now, before = current.sample(self.metric), baseline.sample(self.metric)
         within = rank_test(now, before, worse)
         if within is None:
             once = f"{min(len(before), len(now))} sample"

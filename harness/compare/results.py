@@ -174,12 +174,11 @@ class Side:
     def run_medians(self, metric: str) -> tuple[float, ...]:
         """Per run that measured the row, the median of its measurements of ``metric``: one value per
         process, the samples that show the run-to-run noise."""
-        scale = self.time_scale if is_timing(metric) else 1.0
-        by_run: dict[str, list[float]] = {}
+        by_run: dict[str, list[CellSummary]] = {}
         for cell in self.cells:
-            if cell.status == "ok":
-                by_run.setdefault(cell.run, []).extend(v * scale for v in cell.values(metric))
-        return tuple(statistics.median(values) for values in by_run.values() if values)
+            by_run.setdefault(cell.run, []).append(cell)
+        samples = (Side(tuple(cells), self.time_scale).sample(metric) for cells in by_run.values())
+        return tuple(statistics.median(values) for values in samples if values)
 
     @property
     def ok(self) -> bool:
@@ -203,15 +202,14 @@ def pool(runs: list[RunResults]) -> RunResults:
     newest = runs[-1]
     cells = [replace(cell, run=cell.run or run.run_id) for run in runs for cell in run.cells]
     environment = dict(newest.environment)
-    measured = [run.calibration for run in runs if run.calibration_seconds is not None]
-    if measured and len({entry.get("version") for entry in measured}) == 1:
-        spreads = [s for s in (run.calibration_spread for run in runs if run.calibration_seconds is not None)
-                   if s is not None]
+    measured = [run for run in runs if run.calibration_seconds is not None]
+    if measured and len({run.calibration.get("version") for run in measured}) == 1:
+        spreads = [s for s in (run.calibration_spread for run in measured) if s is not None]
         drifts = [d for d in (run.calibration_drift for run in runs) if d is not None]
         environment["calibration"] = {
             **newest.calibration,
-            "seconds": statistics.median(float(entry["seconds"]) for entry in measured),
-            "samples": [float(v) for entry in measured for v in entry.get("samples") or []],
+            "seconds": statistics.median(run.calibration_seconds for run in measured),
+            "samples": [float(v) for run in measured for v in run.calibration.get("samples") or []],
             "spread": statistics.median(spreads) if spreads else None,
             "drift": max(drifts, key=lambda d: max(d, 1 / d)) if drifts else None,
             "runs": len(measured),
