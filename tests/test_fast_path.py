@@ -152,11 +152,48 @@ def test_keras_fast_path_on_a_cpu_is_the_plain_arithmetic_bit_for_bit(splits):
     """On a CPU the fast path only batches steps per call (no XLA): the same numbers exactly."""
     from harness.backends.tensorflow import train
 
-    assert train.StepPlan.choose(TrainSettings(), "cpu") == train.StepPlan(steps_per_execution=32)
+    assert train.StepPlan.choose(TrainSettings(), "cpu") == train.StepPlan(steps_per_execution=32, autotune_input=False)
     assert train.StepPlan.choose(TrainSettings(), "cuda").jit_compile is True
     assert train.StepPlan.choose(TrainSettings(fast=False), "cuda") == train.StepPlan()
     backend = get_backend("tensorflow")
     fast, fast_losses, fast_val = train_losses(backend, "mlp_baseline", splits, fast=True)
     plain, plain_losses, plain_val = train_losses(backend, "mlp_baseline", splits, fast=False)
-    assert (fast.path, plain.path) == ("fast: 32 steps per execution", "plain")
+    assert (fast.path, plain.path) == ("fast: 32 steps per execution, input not autotuned", "plain")
     assert (fast_losses, fast_val) == (plain_losses, plain_val)
+
+
+@pytest.mark.tensorflow
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
+def test_a_keras_without_its_array_adapter_keeps_fits_own_input(monkeypatch):
+    """The untuned input leans on Keras' private data adapter: where a release moved it, fit takes the
+    arrays as usual and the record does not claim the untuned input."""
+    from harness.backends.tensorflow import train
+
+    monkeypatch.setattr(train, "keras_array_adapter", lambda: None)
+    plan = train.StepPlan.choose(TrainSettings(), "cpu")
+    assert plan == train.StepPlan(steps_per_execution=32) and plan.describe() == "fast: 32 steps per execution"
+
+
+@pytest.mark.tensorflow
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
+def test_keras_fast_path_feeds_a_multitask_model_the_plain_batches(splits):
+    """Two heads' labels go through the untuned input pipeline as fit's arrays would: same numbers."""
+    from harness.data import Splits
+    from harness.suite.spec import ModelSpec
+    from harness.tasks.mtl import MtlOptions
+
+    trunk = ModelSpec(name="small trunk", layers=[{"type": "flatten"}, {"type": "dense", "units": 32}])
+    heads = MtlOptions.model_validate(load_suite("mtl", "smoke").options).heads()
+    few = Splits(splits.x_train[:1030], splits.y_train[:1030], splits.x_val[:200], splits.y_val[:200],
+                 splits.x_test, splits.y_test)
+    backend = get_backend("tensorflow")
+
+    def run(fast: bool):
+        model = backend.build_multitask(trunk, heads, seed=0, device="cpu")
+        fit = backend.fit_multitask(model, few, heads, [0.3, 0.7], TrainSettings(batch_size=BATCH, fast=fast),
+                                    epochs=2, seed=0, device="cpu", observer=SilentObserver())
+        return fit.path, [(head.train_loss, head.val_accuracy) for epoch in fit.history for head in epoch.heads]
+
+    (fast_path, fast), (plain_path, plain) = run(True), run(False)
+    assert fast_path.endswith("input not autotuned") and plain_path == "plain"
+    assert fast == plain and len(fast) == 4

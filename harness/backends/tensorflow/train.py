@@ -5,13 +5,16 @@ categorical cross-entropy (a multi-task model with Keras' own ``loss_weights``, 
 ``sum(w_k * CE_k)``), run ``model.fit`` with the same progress callback, and read each epoch's logs
 into the same history. A run costs what the report's plain script costs.
 
-The fast path (``TrainSettings.fast``) changes what ``compile`` is told, never the mathematics:
-several steps per ``tf.function`` call (``steps_per_execution``: one Python round trip per 32
-batches, the same arithmetic bit for bit) everywhere, and XLA (``jit_compile``) on a GPU, where
-steps are launch-bound. On the 2-core development CPU, XLA made epochs slower (MLP baseline 14.0 s
-against 10.5 s, CNN baseline 97-150 s against 47-67 s, loaded machine), as Keras' own "auto"
-setting expects (it turns XLA off on CPU-only machines); 32 steps per execution took 3-9% less CPU
-time per MLP epoch.
+The fast path (``TrainSettings.fast``) changes how steps run, never the mathematics: several steps
+per ``tf.function`` call (``steps_per_execution``: one Python round trip per 32 batches, the same
+arithmetic bit for bit) everywhere, XLA (``jit_compile``) on a GPU, where steps are launch-bound,
+and on a CPU Keras' own input pipeline with tf.data's autotuning off. On the 2-core development CPU,
+XLA made epochs slower (MLP baseline 14.0 s against 10.5 s, CNN baseline 97-150 s against 47-67 s,
+loaded machine), as Keras' own "auto" setting expects (it turns XLA off on CPU-only machines); 32
+steps per execution took 3-9% less CPU time per MLP epoch, but the wall clock gained only in some
+epochs: the autotuner's threads left the cores idle for 4-6.5 s of an MLP epoch in the others
+(10.7-11.6 s against 8.5-9.2 s, alternating in one process); with autotuning off every epoch took
+8.5-9.2 s.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from harness.backends.tensorflow.runtime import device_scope, frameworks
 
 if TYPE_CHECKING:
     import keras
+    import tensorflow as tf
 
     from harness.backends.base import Head
     from harness.data import Splits
@@ -47,16 +51,22 @@ class StepPlan:
     #: "auto" is Keras' default: XLA on a GPU, not on a CPU-only machine.
     jit_compile: bool | str = "auto"
     steps_per_execution: int = 1
+    #: False: the arrays go through Keras' own tf.data pipeline (same batches, same order) with
+    #: tf.data's autotuning off; True is what ``fit`` does with arrays.
+    autotune_input: bool = True
 
     @classmethod
     def choose(cls, train: "TrainSettings", device: str) -> "StepPlan":
         if not train.fast:
             return cls()
-        return cls(jit_compile=True if device == "cuda" else "auto", steps_per_execution=STEPS_PER_EXECUTION)
+        if device == "cuda":
+            return cls(jit_compile=True, steps_per_execution=STEPS_PER_EXECUTION)
+        return cls(steps_per_execution=STEPS_PER_EXECUTION, autotune_input=keras_array_adapter() is None)
 
     def describe(self) -> str:
         parts = (["XLA"] if self.jit_compile is True else []) + (
-            [f"{self.steps_per_execution} steps per execution"] if self.steps_per_execution > 1 else [])
+            [f"{self.steps_per_execution} steps per execution"] if self.steps_per_execution > 1 else []) + (
+            [] if self.autotune_input else ["input not autotuned"])
         return f"fast: {', '.join(parts)}" if parts else "plain"
 
 
@@ -86,6 +96,35 @@ def compile_model(model: "keras.Model", heads: "Sequence[Head] | None", loss_wei
         loss_weights=[float(w) for w in loss_weights],
         metrics=[[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for _ in heads], **options,
     )
+
+
+@functools.cache
+def keras_array_adapter() -> type | None:
+    """Keras' data adapter for arrays, or None where a Keras release has moved it (it is not public API)."""
+    try:
+        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    except ImportError:
+        return None
+    return ArrayDataAdapter
+
+
+def untuned_batches(images: np.ndarray, targets: Any, batch_size: int, *, shuffle: bool) -> "tf.data.Dataset":
+    """The dataset ``fit`` would make of these arrays, with tf.data's autotuning switched off.
+
+    Keras builds it (a shuffled index permutation per epoch, batches gathered by a parallel map,
+    prefetched), so the batches and their order are the ones ``fit(images, targets, shuffle=...)``
+    trains on, bit for bit; ``fit`` takes no dataset options for arrays, hence Keras' data adapter
+    (``StepPlan.choose`` keeps arrays where it is gone).
+    Without autotuning, the map's parallelism and the prefetch buffer are fixed instead of being
+    re-planned by a background thread while the epoch runs.
+    """
+    tf, _ = frameworks()
+    adapter = keras_array_adapter()(images, targets, batch_size=batch_size, shuffle=shuffle)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    # The index pipeline's flat_map hides the batch count; fit's epochs and progress need it.
+    return adapter.get_tf_dataset().with_options(options).apply(
+        tf.data.experimental.assert_cardinality(adapter.num_batches))
 
 
 def head_labels(labels: np.ndarray, heads: "Sequence[Head] | None") -> Any:
@@ -170,10 +209,18 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", 
     validation = (splits.x_val, head_labels(splits.y_val, heads)) if len(splits.y_val) else None
     with device_scope(device):
         compile_model(model, heads, loss_weights, train, plan)
+        if plan.autotune_input:
+            inputs = {"x": splits.x_train, "y": head_labels(splits.y_train, heads), "batch_size": batch,
+                      "shuffle": True}
+        else:
+            # The dataset shuffles each epoch itself; fit's shuffle is for arrays (and warns otherwise).
+            inputs = {"x": untuned_batches(splits.x_train, head_labels(splits.y_train, heads), batch, shuffle=True),
+                      "shuffle": False}
+            if validation is not None:
+                validation = untuned_batches(*validation, batch, shuffle=False)
         started = time.perf_counter()
         # Fit's end reads the last epoch's metrics back to Python, so the clock sees a finished GPU.
-        model.fit(splits.x_train, head_labels(splits.y_train, heads), batch_size=batch, epochs=epochs,
-                  validation_data=validation, shuffle=True, verbose=0, callbacks=[callback])
+        model.fit(**inputs, epochs=epochs, validation_data=validation, verbose=0, callbacks=[callback])
         seconds = time.perf_counter() - started
     return MultiTaskFit(callback.history, seconds, plan.describe())
 
