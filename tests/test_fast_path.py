@@ -149,7 +149,8 @@ def test_keras_fast_settings_train_to_the_same_losses(suite, splits):
 @pytest.mark.tensorflow
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
 def test_keras_fast_path_on_a_cpu_is_the_plain_arithmetic_bit_for_bit(splits):
-    """On a CPU the fast path only batches steps per call (no XLA): the same numbers exactly."""
+    """On a CPU the fast path only batches steps per call and fixes its input pipeline's threads (no XLA):
+    the same batches, the same numbers exactly."""
     from harness.backends.tensorflow import train
 
     assert train.StepPlan.choose(TrainSettings(), "cpu") == train.StepPlan(steps_per_execution=32, autotune_input=False)
