@@ -211,13 +211,12 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", 
         compile_model(model, heads, loss_weights, train, plan)
         # The clock starts before the input pipeline is built: fit builds its own inside the call.
         started = time.perf_counter()
+        targets = head_labels(splits.y_train, heads)
         if plan.autotune_input:
-            inputs = {"x": splits.x_train, "y": head_labels(splits.y_train, heads), "batch_size": batch,
-                      "shuffle": True}
+            inputs = {"x": splits.x_train, "y": targets, "batch_size": batch, "shuffle": True}
         else:
             # The dataset shuffles each epoch itself; fit's shuffle is for arrays (and warns otherwise).
-            inputs = {"x": untuned_batches(splits.x_train, head_labels(splits.y_train, heads), batch, shuffle=True),
-                      "shuffle": False}
+            inputs = {"x": untuned_batches(splits.x_train, targets, batch, shuffle=True), "shuffle": False}
             if validation is not None:
                 validation = untuned_batches(*validation, batch, shuffle=False)
         # Fit's end reads the last epoch's metrics back to Python, so the clock sees a finished GPU.
