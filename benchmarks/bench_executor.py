@@ -36,7 +36,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import runner  # noqa: E402
-from harness.backends.base import framework_threads  # noqa: E402
+from harness.threads import framework_threads  # noqa: E402
 from harness.executors import executor_named  # noqa: E402
 from harness.runner import RunRequest  # noqa: E402
 

@@ -58,7 +58,8 @@ def slow_down_timed_work(factor: float) -> None:
     every PCA fit, and every class pass of the perceptrons' joint loop (inside its timed loop)."""
     import torch
 
-    from harness.algorithms import pca, perceptron
+    from harness.algorithms import pca
+    from harness.paper.algorithms import perceptron
 
     slow_down(torch.optim.Adam, "step", factor)
     slow_down(pca, "fit_pca", factor)

@@ -118,7 +118,7 @@ def check_float64(cells: list[dict]) -> None:
     """Train every run again with the float64 kernel and compare losses and weights bit for bit."""
     import numpy as np
 
-    from harness.algorithms import perceptron
+    from harness.paper.algorithms import perceptron
     from harness.suite.schema import Suite
     from harness.tasks.classify import suite_splits
 

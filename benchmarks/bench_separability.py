@@ -6,7 +6,7 @@
 For each pair (default: all 45) the report's perceptron is trained first (all pairs together, 1000-update
 cap, zero initial weights, on ``--device``), as the ``perceptron`` task does: its hyperplane is checked
 as a certificate and else starts the cutting-plane LP, and whether it converged chooses which full LP
-form goes first. Then :func:`harness.algorithms.separability.decide_cached` runs in a pool of worker
+form goes first. Then :func:`harness.paper.algorithms.separability.decide_cached` runs in a pool of worker
 processes (HiGHS solves one LP per process). ``--full-forms`` skips the hyperplane and the cutting
 plane: the full LPs alone, as before issue 12. Prints each pair's verdict, form and solver seconds, and the
 totals. Verdicts land in the harness cache (``$HARNESS_DATA/separability``), where the
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def _pair_rows(pair: tuple[int, int]):
     from harness import data
-    from harness.algorithms import perceptron
+    from harness.paper.algorithms import perceptron
 
     # The same rows as the perceptron suite's full profile: the whole training pool of harness.data.split.
     splits = data.split(data.load("mnist", log=lambda message: None), validation_split=0.0, seed=0)
@@ -37,7 +37,7 @@ def _pair_rows(pair: tuple[int, int]):
 
 
 def _decide(job: tuple) -> tuple[tuple[int, int], dict, float]:
-    from harness.algorithms import separability
+    from harness.paper.algorithms import separability
 
     pair, order, time_limit, hyperplane = job
     rows, signs = _pair_rows(pair)
@@ -63,7 +63,7 @@ def main() -> int:
              else list(combinations(range(10), 2)))
 
     from harness import data
-    from harness.algorithms import perceptron
+    from harness.paper.algorithms import perceptron
 
     splits = data.split(data.load("mnist", log=lambda message: None), validation_split=0.0, seed=0)
     trained = perceptron.train_pairs(splits.x_train, splits.y_train, [perceptron.Run(pair, 0.08) for pair in pairs],

@@ -137,7 +137,7 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
         # before and after the cells lets compare tell a busy or slower machine from slower code. A task
         # without a framework (PCA) times BLAS work on the CPU, which the workload stands for as well.
-        from harness.compare import calibration
+        from harness import calibration
 
         env["calibration"] = calibration.calibrate(calibration_device)
     if task.uses_dataset:
@@ -167,7 +167,7 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
             previous = env.get("calibration") if devices_here and task.times_cells else None
             for position, cell, result in run_in_stages(executor, todo, context):
                 if previous is not None:
-                    from harness.compare import calibration
+                    from harness import calibration
 
                     after = calibration.calibrate(calibration_device, samples=calibration.CELL_SAMPLES)
                     result.artifacts["calibration"] = calibration.around_cell(previous, after)
@@ -182,7 +182,7 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
         # Complete only when every cell of the suite is there, not only those asked for with model=.
         status = store.settled_status(run_info.run_id, [cell.key for cell in task.plan(suite)])
         if "calibration" in env and todo:
-            from harness.compare import calibration
+            from harness import calibration
 
             env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
         settled = replace(run_info, status=status, finished=now(), environment=env if todo else run_info.environment)
@@ -234,7 +234,7 @@ def render_run(store: ResultsStore, reports: Path, run: RunInfo, console: Consol
                comparison: "Comparison | None" = None) -> Path:
     """Write a stored run's results files, its task's tables and figures, and its HTML page; returns
     its folder. Reads the store only: rendering never retrains."""
-    from harness.report import html as html_report
+    from harness.render import html as html_report
 
     suite = validate_suite(run.config, f"run {run.run_id}")  # the settings the run used, unchanged
     task = task_for(suite.task)

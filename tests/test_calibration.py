@@ -1,4 +1,4 @@
-"""Tests for harness.compare.calibration: the workload's size, its timing with a fake clock, its spread,
+"""Tests for harness.calibration: the workload's size, its timing with a fake clock, its spread,
 and merging."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from harness.compare import calibration
+from harness import calibration
 
 pytest.importorskip("torch")
 

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from harness.cells import Cell, CellResult, StoredCell
-from harness.compare import claims
+from harness.study import claims
 from harness.suite.study import Claim
 
 

@@ -181,7 +181,7 @@ def test_keras_fast_path_feeds_a_multitask_model_the_plain_batches(splits):
     """Two heads' labels go through the untuned input pipeline as fit's arrays would: same numbers."""
     from harness.data import Splits
     from harness.suite.spec import ModelSpec
-    from harness.tasks.mtl import MtlOptions
+    from harness.paper.tasks.mtl import MtlOptions
 
     trunk = ModelSpec(name="small trunk", layers=[{"type": "flatten"}, {"type": "dense", "units": 32}])
     heads = MtlOptions.model_validate(load_suite("mtl", "smoke").options).heads()

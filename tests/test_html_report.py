@@ -1,4 +1,4 @@
-"""Tests for harness.report.html: page content from a synthetic store, then a real page in Chromium.
+"""Tests for harness.render.html: page content from a synthetic store, then a real page in Chromium.
 
 The browser tests drive Debian's headless ``chromium`` over the DevTools protocol on a pipe
 (``--remote-debugging-pipe``: JSON messages separated by NUL bytes on file descriptors 3 and 4), so
@@ -26,8 +26,8 @@ import pytest
 from harness.cells import Cell, CellResult
 from harness.compare.baselines import from_store
 from harness.compare.comparison import compare
-from harness.report import html as html_report
-from harness.report.tables import Table
+from harness.render import html as html_report
+from harness.render.tables import Table
 from harness.store import ResultsStore, RunInfo, write_run_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -17,7 +17,7 @@ from harness.suite.overrides import Override
 from harness.suite.schema import TrainSettings
 from harness.suite.spec import ModelSpec
 from harness.tasks import load_suite
-from harness.tasks.mtl import MtlOptions, single_task_spec
+from harness.paper.tasks.mtl import MtlOptions, single_task_spec
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 # The same assertions on a GPU: HARNESS_TEST_DEVICE=cuda.

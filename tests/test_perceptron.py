@@ -1,10 +1,10 @@
-"""Tests for harness.algorithms.perceptron: the report's update rule on hand-made sets, against a NumPy reference."""
+"""Tests for harness.paper.algorithms.perceptron: the report's update rule on hand-made sets, against a NumPy reference."""
 
 import numpy as np
 import pytest
 
-from harness.algorithms import perceptron
-from harness.algorithms.perceptron import Run, accuracy, pair_data, predict, train, train_pairs
+from harness.paper.algorithms import perceptron
+from harness.paper.algorithms.perceptron import Run, accuracy, pair_data, predict, train, train_pairs
 
 LR = 0.5  # a power of two keeps every hand-computed weight exact in float32
 
@@ -215,7 +215,7 @@ def test_rows_off_the_pixel_grid_and_random_initial_weights_run_in_float64():
 
 
 def test_a_run_that_converges_with_errors_left_goes_on_to_a_separating_hyperplane():
-    from harness.algorithms.separability import check_hyperplane
+    from harness.paper.algorithms.separability import check_hyperplane
 
     images, labels = digit_like(n=1500, classes=4, seed=4)
     rows, signs = pair_data(images, labels, (0, 1))

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from harness.cells import Cell, CellResult, StoredCell
-from harness.compare import claims
-from harness.report import reproduction
-from harness.report.reproduction import Document, MemberReport, checks_of
-from harness.report.tables import Table
+from harness.study import claims
+from harness.study import document as reproduction
+from harness.study.document import Document, MemberReport, checks_of
+from harness.render.tables import Table
 from harness.store import RunInfo
 from harness.suite.study import DEFAULT_TOLERANCES, Claim, Study
 from tests.test_html_report import needs_chromium

@@ -35,7 +35,7 @@ def tiny(tmp_path):
 def no_work(monkeypatch):
     """Fail the test if calibration or the data check is reached: the error must come before them."""
     from harness import data
-    from harness.compare import calibration
+    from harness import calibration
 
     def reached(*args, **kwargs):
         raise AssertionError("calibration or data check ran before the error")

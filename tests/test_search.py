@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness import runner
-from harness.algorithms.search_space import (
+from harness.paper.algorithms.search_space import (
     SearchSpace,
     TrialResult,
     build_spec,
@@ -22,7 +22,7 @@ from harness.algorithms.search_space import (
 from harness.executors.local import run_cell
 from harness.runner import RunRequest
 from harness.store import ResultsStore
-from harness.tasks import search as search_task
+from harness.paper.tasks import search as search_task
 from harness.tasks.training import spec_columns
 
 

@@ -1,12 +1,12 @@
-"""Tests for harness.algorithms.separability: the LP forms and the cheaper routes on small sets whose answer is known, and the cache."""
+"""Tests for harness.paper.algorithms.separability: the LP forms and the cheaper routes on small sets whose answer is known, and the cache."""
 
 import json
 
 import numpy as np
 import pytest
 
-from harness.algorithms import separability
-from harness.algorithms.separability import data_hash, decide, decide_cached
+from harness.paper.algorithms import separability
+from harness.paper.algorithms.separability import data_hash, decide, decide_cached
 
 XOR_ROWS = np.array([[0, 0], [1, 1], [1, 0], [0, 1]], dtype=np.float64)
 XOR_SIGNS = np.array([-1, -1, 1, 1], dtype=np.float64)

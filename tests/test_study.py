@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import study_runner
+from harness.study import runner as study_runner
 from harness.commands import list as list_command
 from harness.errors import UserError
 from harness.runner import RunRequest

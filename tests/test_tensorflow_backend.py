@@ -282,7 +282,7 @@ def test_environment_names_versions_and_the_cores_in_use(tf_backend):
     import keras
     import tensorflow as tf
 
-    from harness.backends.base import framework_threads as usable_cores
+    from harness.threads import framework_threads as usable_cores
 
     info = tf_backend.environment("cpu")
     assert info["tensorflow"] == tf.__version__ and info["keras"] == keras.__version__

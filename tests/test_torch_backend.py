@@ -93,7 +93,7 @@ def test_cuda_training_runs():
 
 
 def test_thread_count_follows_harness_threads(monkeypatch):
-    from harness.backends.base import framework_threads
+    from harness.threads import framework_threads
 
     monkeypatch.setenv("HARNESS_THREADS", "1")
     assert framework_threads() == 1

@@ -1,4 +1,4 @@
-"""Tests for harness.algorithms.verdict_pool: verdicts decided in worker processes, in order, and the same as here."""
+"""Tests for harness.paper.algorithms.verdict_pool: verdicts decided in worker processes, in order, and the same as here."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import signal
 import numpy as np
 import pytest
 
-from harness.algorithms.separability import decide_cached
-from harness.algorithms.verdict_pool import HeadStart, VerdictPool
+from harness.paper.algorithms.separability import decide_cached
+from harness.paper.algorithms.verdict_pool import HeadStart, VerdictPool
 
 
 def labelled_set(seed: int, overlap: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +68,8 @@ def pair_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_routes_worked_out_ahead_are_those_worked_out_here(tmp_path, monkeypatch):
-    from harness.algorithms.perceptron import pair_data
-    from harness.algorithms.separability import logistic_route
+    from harness.paper.algorithms.perceptron import pair_data
+    from harness.paper.algorithms.separability import logistic_route
 
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path))  # the workers look for cached verdicts there
     start = HeadStart(pair_images, [(0, 1), (0, 2)], workers=1, time_limit=30)

@@ -17,7 +17,7 @@ from harness.store import ResultsStore, RunInfo, now, write_run_files
 from harness.suite.overrides import Override
 from harness.suite.spec import ModelSpec
 from harness.tasks import load_suite
-from harness.tasks.visualize import TASK as VISUALIZE
+from harness.paper.tasks.visualize import TASK as VISUALIZE
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 # The same assertions on a GPU: HARNESS_TEST_DEVICE=cuda.

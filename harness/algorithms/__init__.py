@@ -1,1 +1,1 @@
-"""Algorithms the tasks run, free of any framework: PCA, the perceptron, the LP separability check, search spaces."""
+"""Framework-free algorithms of the core tasks (PCA)."""

@@ -8,7 +8,6 @@ arrays, and predicts. Data arrives as NumPy arrays, images channels-last ``(N, H
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -208,31 +207,3 @@ def nvidia_driver() -> str | None:
         return None
     lines = out.stdout.strip().splitlines()
     return lines[0] if out.returncode == 0 and lines else None
-
-
-def blas_threads(count: int):
-    """NumPy/SciPy's BLAS on ``count`` threads inside the block (threadpoolctl, a scikit-learn dependency)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(count)
-
-
-def framework_threads() -> int:
-    """Threads a framework should use: ``$HARNESS_THREADS`` if set, else the cores this process may run on.
-
-    Containers and taskset narrow the cores below the machine's count. On a machine shared with other
-    heavy processes, fewer threads than cores can be much faster (OpenMP workers spin while they wait
-    for a core), which is what the variable is for.
-    """
-    override = os.environ.get("HARNESS_THREADS")
-    if override:
-        if not override.isdigit() or int(override) < 1:
-            raise UserError(f"HARNESS_THREADS={override!r}: expected a positive integer")
-        return int(override)
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1

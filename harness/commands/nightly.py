@@ -22,7 +22,8 @@ from rich.console import Console
 from harness import runner
 from harness.commands import compare as compare_command
 from harness.commands.args import parse_arguments
-from harness.compare import baselines, benchmark_export, calibration
+from harness import calibration
+from harness.compare import baselines, benchmark_export
 from harness.compare.checks import parse_checks
 from harness.compare.comparison import Comparison, compare, confirm
 from harness.compare.results import RunResults

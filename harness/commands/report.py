@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness import study_runner
+from harness.study import runner as study_runner
 from harness.commands.args import parse_arguments
 from harness.errors import UserError
 from harness.paths import reports_dir

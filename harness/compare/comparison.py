@@ -1,7 +1,7 @@
 """A run against its baseline: every check on every row, timings put on the baseline's scale, and
 what may explain a change (environment differences, the machine's load).
 
-Timings are scaled by the runs' calibration workloads (:mod:`harness.compare.calibration`), so
+Timings are scaled by the runs' calibration workloads (:mod:`harness.calibration`), so
 "seconds here" become "seconds on the baseline's machine, as busy as it was then". Two guards keep the
 scaling honest:
 

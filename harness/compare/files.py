@@ -30,7 +30,7 @@ class _Open(BaseModel):
 
 
 class Calibration(_Open):
-    """``environment.calibration``: the fixed workload's timing (see harness.compare.calibration)."""
+    """``environment.calibration``: the fixed workload's timing (see harness.calibration)."""
 
     version: int | None = None
     seconds: float | None = Field(None, gt=0)

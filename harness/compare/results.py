@@ -14,7 +14,7 @@ import statistics
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from harness.compare.calibration import VERSION, drift, halves_spread, spread
+from harness.calibration import VERSION, drift, halves_spread, spread
 from harness.suite.regression_settings import RegressionSettings
 from harness.thresholds import is_timing
 
@@ -37,7 +37,7 @@ class CellSummary:
     #: Repeated measurements of a metric within the cell (``artifacts['timings']``, per-epoch seconds).
     samples: dict[str, list[float]] = field(default_factory=dict)
     #: Median seconds of the calibration workload taken just before and after this cell
-    #: (``artifacts['calibration']``, :func:`harness.compare.calibration.around_cell`): the machine's
+    #: (``artifacts['calibration']``, :func:`harness.calibration.around_cell`): the machine's
     #: speed while the cell ran. None where the run took none (older runs, other executors).
     calibration: float | None = None
     #: The run that measured this cell, in a baseline pooled from several runs ("" in a single run).

@@ -90,7 +90,7 @@ class RayExecutor:
         self._cluster_gpus = sum(resources.get("GPU", 0) for resources in nodes)
         if self.threads_per_cell is None:
             # The threads a local run would use, so both executors compute the same numbers by default.
-            from harness.backends.base import framework_threads
+            from harness.threads import framework_threads
 
             self._threads = max(1, min(framework_threads(), most_cpus))
         elif self.threads_per_cell > most_cpus:

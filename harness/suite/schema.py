@@ -115,7 +115,7 @@ class Suite(_Strict):
     regression: RegressionSettings = Field(default_factory=RegressionSettings,
                                            description="Thresholds and noise settings of harness compare/nightly.")
     claims: list[Claim] = Field(default_factory=list, description="The report's claims about this suite's "
-                                "results, each with a machine-checkable form (harness.compare.claims).")
+                                "results, each with a machine-checkable form (harness.study.claims).")
     tolerances: dict[str, Tolerance] = Field(default_factory=dict, description="Per metric (accuracy, params, "
                                              "seconds, ...): how far ours may lie from the report's and count as "
                                              "reproduced; unlisted metrics take harness.suite.study.DEFAULT_TOLERANCES.")

@@ -3,10 +3,10 @@
 A study file (``suites/report.toml``) is told apart from a suite file by its ``[[members]]``: it names
 member suites, the profile of each member for each profile of the study, and which of a member's
 tables stands for which table of the report. ``harness run suite=STUDY`` runs every member in one
-run id (see :mod:`harness.study_runner`).
+run id (see :mod:`harness.study.runner`).
 
 A claim is a sentence of the report with a machine-checkable form over a run's stored records; its
-statistics live in :mod:`harness.compare.claims`. A tolerance says how far one of our numbers may lie
+statistics live in :mod:`harness.study.claims`. A tolerance says how far one of our numbers may lie
 from the report's and still count as reproduced (the reproduction document's verdicts).
 """
 

@@ -1,13 +1,17 @@
-"""Tasks: what a suite does with its cells (classify, pca, perceptron, search, visualize, mtl).
+"""Tasks: what a suite does with its cells.
 
-Each task is a module with a ``TASK`` object (see :class:`harness.tasks.base.Task`); ``TASKS`` below
-is the one list of them. They are imported only when used, so loading a suite imports no framework.
-``load_suite`` here is the suite loader with the task's own checks added (its name, its options).
+Each task is a module with a ``TASK`` object (see :class:`harness.tasks.base.Task`). The core brings
+``classify`` and ``pca``; content packages bring more through the ``harness.content`` entry point
+group (each such package has a ``TASKS`` mapping of name -> module), so the core never imports them.
+Task modules are imported only when used, so loading a suite imports no framework. ``load_suite``
+here is the suite loader with the task's own checks added (its name, its options).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+from importlib.metadata import entry_points
 
 from pydantic import ValidationError
 
@@ -17,25 +21,38 @@ from harness.suite.overrides import Override
 from harness.suite.schema import Suite
 from harness.tasks.base import Task
 
-#: Task name -> the module holding its ``TASK``.
-TASKS = {
+#: The core's own tasks: name -> the module holding its ``TASK``.
+CORE_TASKS = {
     "classify": "harness.tasks.classify",
     "pca": "harness.tasks.pca",
-    "perceptron": "harness.tasks.perceptron",
-    "search": "harness.tasks.search",
-    "visualize": "harness.tasks.visualize",
-    "mtl": "harness.tasks.mtl",
 }
+
+#: The entry point group a content package registers itself under.
+CONTENT_GROUP = "harness.content"
+
+
+@functools.cache
+def registered_tasks() -> dict[str, str]:
+    """Every task name -> its module: the core's, then each registered content package's."""
+    tasks = dict(CORE_TASKS)
+    for entry in entry_points(group=CONTENT_GROUP):
+        content = entry.load()
+        clashes = sorted(set(tasks) & set(content.TASKS))
+        if clashes:
+            raise UserError(f"content package {entry.value!r} redefines task(s) {', '.join(clashes)}")
+        tasks.update(content.TASKS)
+    return tasks
 
 
 def task_for(name: str) -> Task:
     """The task called ``name``; an unknown name is a UserError listing the known ones."""
-    if name not in TASKS:
-        raise UserError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
+    tasks = registered_tasks()
+    if name not in tasks:
+        raise UserError(f"unknown task {name!r}; tasks: {', '.join(tasks)}")
     try:
-        module = importlib.import_module(TASKS[name])
+        module = importlib.import_module(tasks[name])
     except ModuleNotFoundError as error:
-        if error.name == TASKS[name]:
+        if error.name == tasks[name]:
             raise UserError(f"task {name!r} is not available in this version of harness") from None
         raise
     return module.TASK
@@ -43,8 +60,8 @@ def task_for(name: str) -> Task:
 
 def check_task(suite: Suite, where: str) -> None:
     """The suite's task exists and its ``options`` table is valid for it (one-line UserError if not)."""
-    if suite.task not in TASKS:
-        raise UserError(f"{where}: task: unknown task {suite.task!r}; allowed: {', '.join(TASKS)}")
+    if suite.task not in registered_tasks():
+        raise UserError(f"{where}: task: unknown task {suite.task!r}; allowed: {', '.join(registered_tasks())}")
     options = task_for(suite.task).Options
     try:
         options.model_validate(suite.options)

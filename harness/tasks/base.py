@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
-from harness.report.tables import Table, write_tables
+from harness.render.tables import Table, write_tables
 
 if TYPE_CHECKING:
     from rich.console import Console

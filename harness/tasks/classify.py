@@ -16,8 +16,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
-from harness.report import plots, tables
-from harness.report.tables import Table
+from harness.render import plots, tables
+from harness.render.tables import Table
 from harness.tasks.base import Task
 from harness.tasks.training import class_names, finished_frame, train_and_measure
 

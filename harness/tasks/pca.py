@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.backends.base import blas_threads, framework_threads
+from harness.threads import blas_threads, framework_threads
 from harness.cells import Cell, CellResult, RunContext, StoredCell
-from harness.report import plots, tables
-from harness.report.tables import Table
+from harness.render import plots, tables
+from harness.render.tables import Table
 from harness.tasks.base import Task
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends.base import Backend, TrainObserver, framework_threads, nvidia_driver
+from harness.backends.base import Backend, TrainObserver, nvidia_driver
+from harness.threads import framework_threads
 from harness.backends.metrics import FitResult, MultiTaskFit
 from harness.backends.tensorflow import inspect, train
 from harness.backends.tensorflow.model import build_model, build_multitask, head_model, weights_mismatch

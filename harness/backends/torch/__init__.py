@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.backends.base import Backend, TrainObserver, framework_threads, nvidia_driver
+from harness.backends.base import Backend, TrainObserver, nvidia_driver
+from harness.threads import framework_threads
 from harness.backends.metrics import FitResult, MultiTaskFit
 from harness.backends.torch import inspect, model, train
 from harness.errors import UserError

@@ -48,7 +48,7 @@ def calibrate(device: str = "cpu", samples: int = SAMPLES, min_sample_seconds: f
     import torch
     from torch.nn import functional as F
 
-    from harness.backends.base import framework_threads
+    from harness.threads import framework_threads
 
     generator = torch.Generator().manual_seed(0)
     a = torch.rand(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(device)

@@ -33,8 +33,8 @@ from pydantic import (
 )
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
-from harness.report import plots, tables
-from harness.report.tables import Table
+from harness.render import plots, tables
+from harness.render.tables import Table
 from harness.suite.spec import Dense, Layer, ModelSpec
 from harness.tasks.base import Task
 from harness.tasks.training import (

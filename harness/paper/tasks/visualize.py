@@ -34,8 +34,8 @@ from pydantic import (
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
-from harness.report import grids
-from harness.report.tables import Table
+from harness.render import grids
+from harness.render.tables import Table
 from harness.suite.spec import Conv2D, ModelSpec
 from harness.tasks.base import Task
 from harness.tasks.training import accuracy, suite_splits, train_and_measure

@@ -3,7 +3,7 @@
 Cells, all on the suite's matrix (backend x device x seed), run in this order:
 
 1. ``model`` cells: the suite's fixed models (the baseline), trained in full like a classify cell;
-2. ``trial`` cells: every architecture :func:`harness.algorithms.search_space.propose` draws from the space, trained
+2. ``trial`` cells: every architecture :func:`harness.paper.algorithms.search_space.propose` draws from the space, trained
    for ``trial_epochs``; the record holds its validation accuracy;
 3. ``retrain`` cells: for each depth, the best and the worst trial by validation accuracy, trained
    in full (the suite's epochs). A retrain cell names the trial cells of its own backend, device and
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from harness.algorithms.search_space import (
+from harness.paper.algorithms.search_space import (
     SearchSpace,
     Trial,
     TrialResult,
@@ -34,8 +34,8 @@ from harness.algorithms.search_space import (
     trial_name,
 )
 from harness.cells import Cell, CellResult, RunContext, StoredCell
-from harness.report import plots, tables
-from harness.report.tables import Table
+from harness.render import plots, tables
+from harness.render.tables import Table
 from harness.tasks.base import Task
 from harness.tasks.training import finished_frame
 

@@ -24,7 +24,7 @@ from harness.compare.comparison import Comparison, flatten
 from harness.compare.results import RunResults
 from harness.compare.stats import SampleStats
 from harness.paths import atomic_write
-from harness.report.tables import Table, format_cell
+from harness.render.tables import Table, format_cell
 from harness.store import ResultsStore, RunInfo
 from harness.thresholds import unit
 

@@ -59,7 +59,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from harness.backends.torch.train import synchronize
 
 LOSS_THRESHOLD = 0.001
 MAX_ITERATIONS = 1000
@@ -537,6 +536,12 @@ def int8_kernel_works() -> bool:
     except (RuntimeError, NotImplementedError):
         return False
     return True
+
+
+def synchronize(device: "str | torch.device") -> None:
+    """Wait for queued GPU work, so that a clock read afterwards measures it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @contextlib.contextmanager

@@ -18,11 +18,11 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import runner
-from harness.compare import claims
+from harness.study import claims
 from harness.errors import UserError
 from harness.executors import Executor
 from harness.paths import point_latest
-from harness.report import reproduction
+from harness.study import document
 from harness.store import ResultsStore, RunInfo, now
 from harness.suite.load import suites_dir
 from harness.suite.schema import Suite
@@ -134,8 +134,8 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
         failed = any(store.run(m.run_id).status != "complete" for m in outcomes)
         store.update_run(study_run.run_id, status="failed" if failed else "complete")
         study_run = store.run(study_run.run_id)
-        document = render_study(store, request.reports, study_run, console)
-    return StudyOutcome(study_run, document, outcomes)
+        page = render_study(store, request.reports, study_run, console)
+    return StudyOutcome(study_run, page, outcomes)
 
 
 def add_wall_time(store: ResultsStore, study_run_id: str, suite: str, seconds: float) -> None:
@@ -164,22 +164,22 @@ def render_study(store: ResultsStore, reports: Path, study_run: RunInfo, console
         run_id = study_run.config["members"].get(name)
         found = {r.run_id: r for r in store.runs(name)}.get(run_id) if run_id else None
         if found is None:
-            members.append(reproduction.MemberReport(name, member.section, name, "", None, None,
-                                                     report_tables=member.tables))
+            members.append(document.MemberReport(name, member.section, name, "", None, None,
+                                                 report_tables=member.tables))
             continue
         suite = validate_suite(found.config, f"run {found.run_id}")
         cells = store.cells(found.run_id)
-        members.append(reproduction.MemberReport(
+        members.append(document.MemberReport(
             name, member.section, suite.title, suite.mirrors, found, found.folder(reports),
             task_for(suite.task).tables(suite, cells), member.tables, suite.tolerances,
             claims.evaluate(name, suite.claims, cells), walls.get(name)))
-    document = reproduction.Document(study, study_run, members)
+    reproduction = document.Document(study, study_run, members)
     folder = study_run.folder(reports)
-    page = reproduction.write_document(document, folder)
+    page = document.write_document(reproduction, folder)
     point_latest(folder.parent, study_run.run_id)
     if console is not None:
-        print_claims(document.claims(), console)
-        for line in document.summary():
+        print_claims(reproduction.claims(), console)
+        for line in reproduction.summary():
             console.print(line, markup=False)
         console.print(f"reproduction document: {page}", markup=False)
     return page
@@ -188,7 +188,7 @@ def render_study(store: ResultsStore, reports: Path, study_run: RunInfo, console
 def print_claims(results: list[claims.ClaimResult], console: Console) -> None:
     """The claims and their verdicts as a terminal table."""
     if results:
-        table = replace(reproduction.claims_table(results), console_columns=[
+        table = replace(document.claims_table(results), console_columns=[
             "Claim", "Verdict", "Comparison", "n", "Effect", "95% CI", "p (one-sided)", "Part verdict"])
         console.print(table.rich())
 

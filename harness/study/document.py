@@ -24,11 +24,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.compare import claims as claim_checks
-from harness.compare.claims import ClaimResult
+from harness.study import claims as claim_checks
+from harness.study.claims import ClaimResult
 from harness.paths import atomic_write
-from harness.report import html
-from harness.report.tables import Table, difference
+from harness.render import html
+from harness.render.tables import Table, difference
 from harness.store import RunInfo
 from harness.suite.study import DEFAULT_TOLERANCES, NOT_JUDGED, Study
 

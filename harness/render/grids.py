@@ -2,7 +2,7 @@
 
 A grid of hundreds of small tiles is drawn as one mosaic image (tiles separated by blank lines) on a
 single axis, with ticks that number the rows and columns, rather than as hundreds of axes: it stays
-fast and readable at 128 filters or 64 x 32 kernel slices. Written through :func:`harness.report.plots.save`
+fast and readable at 128 filters or 64 x 32 kernel slices. Written through :func:`harness.render.plots.save`
 (PNG, 150 dpi, atomic) with the style of the other figures.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.report.plots import STYLE, plt, save
+from harness.render.plots import STYLE, plt, save
 
 PAD = 1  # blank pixels between tiles
 

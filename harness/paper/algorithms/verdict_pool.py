@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.algorithms.separability import LogisticRoute, Verdict, cache_dir, data_hash, decide_cached, logistic_route
-from harness.backends.base import blas_threads
+from harness.paper.algorithms.separability import LogisticRoute, Verdict, cache_dir, data_hash, decide_cached, logistic_route
+from harness.threads import blas_threads
 
 #: What a job is: its key, and a function giving ``decide_cached``'s arguments (built only when it is handed over).
 Job = tuple[Hashable, Callable[[], tuple[tuple, dict[str, Any]]]]
@@ -153,7 +153,7 @@ def _load_images(source: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
 
 
 def _route_in_worker(pair: tuple[int, int], time_limit: float) -> LogisticRoute | None:
-    from harness.algorithms.perceptron import pair_data
+    from harness.paper.algorithms.perceptron import pair_data
 
     rows, signs = pair_data(*_IMAGES, pair)
     if (cache_dir() / f"{data_hash(rows, signs)}.json").exists():

@@ -1,11 +1,11 @@
 """The perceptron task (report Task 2): one perceptron per digit pair, and an exact separability check.
 
 Cells are pair x device x seed at the suite's learning rate (the "table" cells), plus the learning-
-curve pairs at each of the other curve learning rates. A cell trains :mod:`harness.algorithms.perceptron` on
+curve pairs at each of the other curve learning rates. A cell trains :mod:`harness.paper.algorithms.perceptron` on
 every training image of the two digits (the training pool of ``harness.data.split``; a validation
 share, if the suite sets one, is left unused) and measures train and test accuracy. A table cell
 also decides by linear programming whether the pair's training set is linearly separable
-(:mod:`harness.algorithms.separability`, cached per data hash), so the perceptron's verdict ("converged") can
+(:mod:`harness.paper.algorithms.separability`, cached per data hash), so the perceptron's verdict ("converged") can
 be checked against the truth, and so can the report's.
 
 Rendering writes Table 2.1 mirrored with the report's numbers, a table of every pair with both
@@ -27,18 +27,18 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.backends.base import blas_threads
+from harness.threads import blas_threads
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
-from harness.report import plots, tables
-from harness.report.tables import Table
+from harness.render import plots, tables
+from harness.render.tables import Table
 from harness.tasks.base import Task
 from harness.tasks.training import data_splits, suite_splits
 
 if TYPE_CHECKING:
 
-    from harness.algorithms.perceptron import PerceptronResult
-    from harness.algorithms.verdict_pool import HeadStart, VerdictPool
+    from harness.paper.algorithms.perceptron import PerceptronResult
+    from harness.paper.algorithms.verdict_pool import HeadStart, VerdictPool
     from harness.suite.schema import DataSettings, Suite
 
 Pair = tuple[int, int]
@@ -136,7 +136,7 @@ class Batch:
     results: dict[tuple[Pair, float], "PerceptronResult"]
     runs: int
     seconds: float
-    """Wall-clock seconds of :func:`harness.algorithms.perceptron.train_pairs`, data preparation included."""
+    """Wall-clock seconds of :func:`harness.paper.algorithms.perceptron.train_pairs`, data preparation included."""
     splits: Any
     #: With the suite's ``repeats`` above 1, every training of the batch timed: each result's seconds
     #: (its share of the joint loop) and the batch's, one entry per repeat.
@@ -158,13 +158,13 @@ def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair,
     """The perceptron of ``pair`` at ``rate``, from the suite's batch for ``seed`` and ``device``.
 
     The first cell to ask trains every pair and learning rate of the suite at once
-    (:func:`harness.algorithms.perceptron.train_pairs`: one pass over the data per update serves every
+    (:func:`harness.paper.algorithms.perceptron.train_pairs`: one pass over the data per update serves every
     pair); the other cells of the run take their result from it. A run of a few cells (``model=``)
     or another executor's process trains the whole batch too (all 45 MNIST pairs: about as long as a
     handful of pairs one by one). The training runs on one thread: the other cores meanwhile work out
     the logistic routes of the separability verdicts of the table pairs ``ahead`` (:func:`head_start`).
     """
-    from harness.algorithms import perceptron
+    from harness.paper.algorithms import perceptron
 
     # The run is part of the key: another run in this process (harness nightly measuring a suspect
     # again, bench_gate) trains and times the batch afresh instead of reporting the first run's seconds.
@@ -203,8 +203,8 @@ def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair,
 def head_start(suite: "Suite", options: PerceptronOptions, pairs: Sequence[Pair]) -> "HeadStart | None":
     """Worker processes that work out the logistic routes of ``pairs``' verdicts while the batch trains on
     one thread, one per other thread the run may use; None where there is no other thread or nothing to decide."""
-    from harness.algorithms.verdict_pool import HeadStart
-    from harness.backends.base import framework_threads
+    from harness.paper.algorithms.verdict_pool import HeadStart
+    from harness.threads import framework_threads
 
     workers = framework_threads() - 1
     if not options.separability or workers < 1 or not pairs:
@@ -231,14 +231,14 @@ def verdict_arguments(suite: "Suite", options: PerceptronOptions, batch: Batch, 
                       data: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[tuple, dict[str, Any]]:
     """``decide_cached``'s arguments for ``pair``'s training set, given its perceptron in ``batch`` (and the
     logistic route, where the batch's head start worked it out)."""
-    from harness.algorithms.perceptron import pair_data
-    from harness.algorithms.separability import cache_dir
+    from harness.paper.algorithms.perceptron import pair_data
+    from harness.paper.algorithms.separability import cache_dir
 
     result = batch.results[(pair, options.learning_rate)]
     rows, signs = data if data is not None else pair_data(batch.splits.x_train, batch.splits.y_train, pair)
     # The perceptron's own hyperplane is checked first (a certificate when it separates every sample, so
     # no LP runs); one that converged starts the correcting LP, then the logistic route and the cutting
-    # plane (harness.algorithms.separability.decide). Then the full forms, the one that proves the
+    # plane (harness.paper.algorithms.separability.decide). Then the full forms, the one that proves the
     # likely answer first: the other may spend its whole limit.
     order = ("direct", "hull") if result.converged else ("hull", "direct")
     label = f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)"
@@ -254,8 +254,8 @@ def start_verdicts(batch: Batch, suite: "Suite", options: PerceptronOptions, cel
                    upcoming: tuple[Cell, ...]) -> None:
     """Decide the separability of the table pairs among the ``upcoming`` cells of ``cell``'s seed and device
     in worker processes, one per thread the run may use, so each cell finds its verdict ready."""
-    from harness.algorithms.verdict_pool import VerdictPool
-    from harness.backends.base import framework_threads
+    from harness.paper.algorithms.verdict_pool import VerdictPool
+    from harness.threads import framework_threads
 
     if not options.separability or (batch.verdicts is not None and batch.verdicts.keys):
         return
@@ -289,7 +289,7 @@ class PerceptronTask(Task):
                                          for pair, rate in dict.fromkeys(wanted)])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness.algorithms import perceptron
+        from harness.paper.algorithms import perceptron
 
         setup = self.setup(cell)
         suite, options, device = setup.suite, setup.options, setup.device
@@ -336,8 +336,8 @@ class PerceptronTask(Task):
     @staticmethod
     def _separability(rows: np.ndarray, signs: np.ndarray, pair: Pair, result: "PerceptronResult", suite: "Suite",
                       options: PerceptronOptions, artifacts: dict[str, Any], batch: Batch) -> dict[str, Any]:
-        from harness.algorithms.perceptron import torch_threads
-        from harness.algorithms.separability import decide_cached
+        from harness.paper.algorithms.perceptron import torch_threads
+        from harness.paper.algorithms.separability import decide_cached
 
         converged = result.converged
         workers = 1

@@ -1,0 +1,1 @@
+"""The tasks only the paper needs; see :mod:`harness.paper`."""
