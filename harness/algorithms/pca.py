@@ -56,9 +56,8 @@ def fit_pca(images: np.ndarray) -> PCAFit:
     """Fit a PCA with all components on ``images`` and project them on the first two.
 
     The solver diagonalises the 784x784 covariance: with many more samples than features that is
-    3-4 times faster than an SVD of the data (about 12 s instead of 40 s for 60,000 images on two
-    cores) and gives the same ratios. The signs of the components follow scikit-learn's
-    deterministic convention.
+    several times faster than an SVD of the data (docs/performance.md) and gives the same ratios.
+    The signs of the components follow scikit-learn's deterministic convention.
     """
     rows = flatten(images)
     if len(rows) < 2:

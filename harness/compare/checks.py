@@ -3,9 +3,9 @@
 A :class:`ThresholdCheck` is a :class:`~harness.thresholds.Threshold` (``test_accuracy:-0.5``,
 ``train_seconds:+10%``) that also asks the noise: a change in the bad direction beyond the threshold
 is a regression only when the samples say it is real (other metrics, such as accuracy over seeds:
-Welch's t-test). Timings are judged between runs: the epochs of one process vary less than runs do
-(on the development machine, same-code runs differed by up to 46 % on a row whose epochs agreed
-within a few percent, and a Mann-Whitney test over epochs failed 6 of 50 same-code pairs). Against a
+Welch's t-test). Timings are judged between runs: the epochs of one process share its memory layout,
+thread placement and the machine's state, so they vary far less than runs of the same code do, and a
+test over one run's epochs raises false alarms (docs/regression-gate.md has the figures). Against a
 baseline pooled from several runs (``harness baseline update ... runs=N``), a run's median is tested
 against the spread of the baseline runs' medians (Student's t, :func:`harness.compare.stats.run_test`).
 With one run a side, the run-to-run noise is unknown: a change beyond the threshold that stands out

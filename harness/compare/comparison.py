@@ -9,22 +9,20 @@ scaling honest:
   for a matmul to stand for a training loop: the timings are reported *not comparable*, with a
   warning, instead of being multiplied by, say, 112 and then called "within noise". The same holds
   for a run whose calibration after the cells took over 3 times as long as the one before, or under
-  a third (the ``drift``): its first and last cells were timed on different machines, in effect.
-  On the shared development machine one of 20 runs drifted so (x4.6) and, measured again, made the
-  only false alarm of the nightly-style confirmation before this rule.
-- CPU runs that could use different numbers of cores are not compared either: a training step of
-  the report's MLPs at batch 50 took as long on one core as on two of the development machine, the
-  calibration's matmul 1.45 times as long, so the scaling made a 30 % slowdown on one core read
-  "unchanged" against a two-core baseline (the CNNs, which use both cores, were caught).
+  a third (the ``drift``): its first and last cells were timed on different machines, in effect, and
+  a suspect measured again on such a run is no confirmation.
+- CPU runs that could use different numbers of cores are not compared either: a small training step
+  may run as fast on one core as on two while the calibration's matmul does not, so the scaling would
+  hide a real slowdown on the smaller machine.
 - A calibration whose own spread exceeds 25 % (interquartile range of its samples over their median,
   before or after the cells) was taken while the machine's speed wandered: its factor cannot be
   trusted, so a timing regression of that run is *unconfirmed* until a second run shows it again.
 
-Measured on the shared development machine over nine pairs of real runs, three with an injected 30 %
-slowdown: raw seconds caught one slowdown and called plain pairs -48 % "improved"; per-epoch samples
-scaled by the calibration caught two (the third at +28 %, within noise) and raised no false alarm.
-With ``normalize=auto`` runs of one machine stay unscaled, but a timing regression must then also
-survive the scaling (a busy machine is not blamed on the code).
+Scaling by the calibration is what keeps a busy machine from reading as slower (or faster) code;
+on one quiet machine, though, the calibration's own noise adds false alarms. So with
+``normalize=auto`` runs of one machine stay unscaled, but a timing regression must then also survive
+the scaling (a busy machine is not blamed on the code). docs/regression-gate.md has the measurements
+behind each rule and the commands that repeat them.
 """
 
 from __future__ import annotations

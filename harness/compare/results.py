@@ -69,7 +69,7 @@ class CellSummary:
             samples.setdefault("seconds_per_epoch", epoch_seconds)
             # Without repeats, each epoch measures the same training rate once more: epochs x its time
             # is a sample of the whole training time. Two epochs x four seeds give eight samples, not
-            # four; on the shared machine that is what let a 30 % slowdown stand out of the noise.
+            # four: enough for a real slowdown to stand out of a shared machine's noise.
             samples.setdefault("train_seconds", [seconds * len(epoch_seconds) for seconds in epoch_seconds])
         measured = artifacts.get("calibration") or {}
         seconds = measured.get("seconds") if measured.get("version") == VERSION else None

@@ -8,13 +8,11 @@ into the same history. A run costs what the report's plain script costs.
 The fast path (``TrainSettings.fast``) changes how steps run, never the mathematics: several steps
 per ``tf.function`` call (``steps_per_execution``: one Python round trip per 32 batches, the same
 arithmetic bit for bit) everywhere, XLA (``jit_compile``) on a GPU, where steps are launch-bound,
-and on a CPU Keras' own input pipeline with tf.data's autotuning off. On the 2-core development CPU,
-XLA made epochs slower (MLP baseline 14.0 s against 10.5 s, CNN baseline 97-150 s against 47-67 s,
-loaded machine), as Keras' own "auto" setting expects (it turns XLA off on CPU-only machines); 32
-steps per execution took 3-9% less CPU time per MLP epoch, but the wall clock gained only in some
-epochs: the autotuner's threads left the cores idle for 4-6.5 s of an MLP epoch in the others
-(10.7-11.6 s against 8.5-9.2 s, alternating in one process); with autotuning off every epoch took
-8.5-9.2 s.
+and on a CPU Keras' own input pipeline with tf.data's autotuning off. On a CPU, XLA makes epochs
+slower, as Keras' own "auto" setting expects (it turns XLA off on CPU-only machines); several steps
+per execution save CPU time, but on a small CPU the gain shows on the wall clock only with
+autotuning off, because the autotuner's threads can leave the cores idle for seconds of an epoch.
+docs/performance.md has the figures and ``benchmarks/bench_epoch.py`` measures them.
 """
 
 from __future__ import annotations

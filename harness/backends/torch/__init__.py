@@ -38,9 +38,9 @@ class TorchBackend(Backend):
     def __init__(self) -> None:
         # Use every core this process may run on (containers and taskset narrow it).
         torch.set_num_threads(framework_threads())
-        # Subnormal floats (below 1.2e-38) take the CPU's slow path: as training went on, Adam's tiny
-        # updates made each MLP-baseline epoch slower (3.8, 5.3, 7.9, 8.0 s for 20,000 images on one
-        # thread; flushed to zero: 4.1, 3.9, 3.8, 3.7 s). TensorFlow flushes them by default; so does this
+        # Subnormal floats (below 1.2e-38) take the CPU's slow path: as training goes on, Adam's tiny
+        # updates make each epoch slower than the one before, which a one-epoch benchmark never shows
+        # (figures in docs/performance.md). TensorFlow flushes them by default; so does this
         # backend. The mode is per thread and OpenMP's threads copy it when they are created, so it is
         # set here, before this backend runs its first parallel operation.
         torch.set_flush_denormal(True)

@@ -7,10 +7,10 @@ stall a GPU every step. A single-task model is the one-head case: its head's lab
 
 The fast path (``TrainSettings.fast``, on by default) keeps the mathematics and changes how it runs:
 Adam's (and SGD's) fused kernel instead of a Python loop over the parameters, channels-last
-convolutions, and on a GPU the whole step captured once as a CUDA graph and replayed. Measured on
-the 2-core development CPU (benchmarks/bench_epoch.py): fused Adam took the MLP baseline's step to
-about half, channels-last the CNN's to about 0.8x. ``torch.compile`` was measured and left out: it
-took 40 s to compile the MLP's step on this CPU, longer than a smoke cell's whole training.
+convolutions, and on a GPU the whole step captured once as a CUDA graph and replayed: each part is
+there because it made the step faster when measured (``benchmarks/bench_epoch.py``; figures in
+docs/performance.md). ``torch.compile`` is left out: compiling a step on a small CPU takes longer
+than a smoke cell's whole training.
 """
 
 from __future__ import annotations
