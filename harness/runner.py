@@ -99,6 +99,12 @@ def check_frameworks(task: Task, cells: list[Cell], devices_here: bool = True) -
     return info
 
 
+def new_run_id(settings_hash: str) -> str:
+    """A new run's id, ``YYYYmmdd-HHMMSS-<hash6>``: when it started (UTC), then the first six characters
+    of its settings hash, so ids sort by time and runs of the same settings share their ending."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{settings_hash[:6]}"
+
+
 def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict,
              console: Console | None = None) -> tuple[RunInfo, bool]:
     """The run to write into, leased to this process: the one asked for, an unfinished one of the same
@@ -110,9 +116,8 @@ def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict,
                             f"settings {run.config_hash}, now {suite.config_hash}); start a new run with resume=no")
 
     def new_run() -> RunInfo:
-        run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{suite.config_hash[:6]}"
-        return RunInfo(run_id, suite.name, suite.profile, suite.config_hash, now(), None, "running", suite.resolved(),
-                       env)
+        return RunInfo(new_run_id(suite.config_hash), suite.name, suite.profile, suite.config_hash, now(), None,
+                       "running", suite.resolved(), env)
 
     run, resumed, live = store.open_run(suite.name, suite.config_hash, request.resume, new_run)
     for lease in live if console else ():
