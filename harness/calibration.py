@@ -17,6 +17,10 @@ does not depend on how many passes a sample took.
 
 The workload must never change silently: a different workload is a different unit, so it carries a
 ``version``, and timings are only scaled between calibrations of the same version.
+
+:func:`for_cells` decides whether and where a run is calibrated, and the :class:`RunCalibration` it
+returns takes the run's calibrations: one before the cells, a short one after each cell (so each cell
+has the machine's speed while it ran), and one after the last, merged with the first.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.cells import Cell
+    from harness.tasks.base import Task
 
 VERSION = 1
 MATMUL_SIZE = 512
@@ -161,3 +171,56 @@ def around_cell(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
     samples = list(before["samples"])[-CELL_SAMPLES:] + list(after["samples"])
     return {key: value for key, value in describe({"version": after["version"], "samples": samples}).items()
             if key in ("version", "samples", "seconds", "spread")}
+
+
+def for_cells(task: Task, cells: Sequence[Cell], devices_here: bool,
+              always: bool = False) -> RunCalibration | None:
+    """How a run of ``cells`` is calibrated, or None when it is not.
+
+    The workload is in torch, so a TensorFlow-only run skips it rather than import torch, unless
+    ``always`` (the nightly check, whose every run needs a calibration to be compared). A task without
+    a framework (PCA) times BLAS work on the CPU, which the workload stands for as well. The
+    calibration runs in the runner's process: on a GPU only where the cells' GPU is this machine's
+    (``devices_here``), else on the CPU. A short calibration after each cell brackets it with the one
+    before only where the cells run one by one in this process and are timed while they run, and
+    not in a run calibrated only because of ``always``: its cells run as they would uncalibrated,
+    with no torch work between them.
+    """
+    automatic = not task.uses_backends or any(cell.backend == "torch" for cell in cells)
+    if not (automatic or always):
+        return None
+    device = next((cell.device for cell in cells if cell.device != "auto" and devices_here), "cpu")
+    return RunCalibration(device, per_cell=automatic and devices_here and task.times_cells)
+
+
+@dataclass
+class RunCalibration:
+    """The calibrations one run takes, in order: :meth:`before_cells`, :meth:`after_cell` after each
+    cell (None unless ``per_cell``), :meth:`after_cells` once the cells are done."""
+
+    #: Where the workload runs: ``cpu`` or the cells' GPU.
+    device: str
+    #: Whether each cell gets its own calibration (:func:`around_cell`).
+    per_cell: bool
+    #: The calibration before the first cell, merged with the one after the last.
+    before: dict[str, Any] | None = field(default=None, repr=False)
+    #: The calibration taken last, the start of the next cell's.
+    latest: dict[str, Any] | None = field(default=None, repr=False)
+
+    def before_cells(self) -> dict[str, Any]:
+        """The calibration before the first cell: the run's calibration until :meth:`after_cells`."""
+        self.before = self.latest = calibrate(self.device)
+        return self.before
+
+    def after_cell(self) -> dict[str, Any] | None:
+        """The calibration around the cell that just finished, from a short one taken now and the one
+        before it; None for a run without per-cell calibrations."""
+        if not self.per_cell:
+            return None
+        after = calibrate(self.device, samples=CELL_SAMPLES)
+        around, self.latest = around_cell(self.latest, after), after
+        return around
+
+    def after_cells(self) -> dict[str, Any]:
+        """The run's calibration: the one before the cells merged with one taken now (:func:`merge`)."""
+        return merge(self.before, calibrate(self.device))

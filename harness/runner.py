@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from harness import environment
+from harness import calibration, environment
+from harness.calibration import RunCalibration
 from harness.cells import Cell, RunContext
 from harness.errors import UserError
 from harness.executors import Executor, executor_named, run_in_stages
@@ -47,6 +48,9 @@ class RunRequest:
     executor: str = "local"
     #: Options of the executor (e.g. ray's address, cells_per_gpu, threads_per_cell).
     executor_options: dict[str, object] = field(default_factory=dict)
+    #: Record a calibration even for a run that would skip it (TensorFlow only): the nightly check
+    #: compares every run by it (:func:`harness.calibration.for_cells`).
+    calibrate_always: bool = False
 
 
 @dataclass
@@ -95,6 +99,12 @@ def check_frameworks(task: Task, cells: list[Cell], devices_here: bool = True) -
     return info
 
 
+def new_run_id(settings_hash: str) -> str:
+    """A new run's id, ``YYYYmmdd-HHMMSS-<hash6>``: when it started (UTC), then the first six characters
+    of its settings hash, so ids sort by time and runs of the same settings share their ending."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{settings_hash[:6]}"
+
+
 def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict,
              console: Console | None = None) -> tuple[RunInfo, bool]:
     """The run to write into, leased to this process: the one asked for, an unfinished one of the same
@@ -106,9 +116,8 @@ def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict,
                             f"settings {run.config_hash}, now {suite.config_hash}); start a new run with resume=no")
 
     def new_run() -> RunInfo:
-        run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{suite.config_hash[:6]}"
-        return RunInfo(run_id, suite.name, suite.profile, suite.config_hash, now(), None, "running", suite.resolved(),
-                       env)
+        return RunInfo(new_run_id(suite.config_hash), suite.name, suite.profile, suite.config_hash, now(), None,
+                       "running", suite.resolved(), env)
 
     run, resumed, live = store.open_run(suite.name, suite.config_hash, request.resume, new_run)
     for lease in live if console else ():
@@ -117,9 +126,42 @@ def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict,
     return run, resumed
 
 
+@dataclass
+class _CheckedRun:
+    """A run that passed every check: what to run, where, and the environment to record with it."""
+
+    suite: Suite
+    task: Task
+    cells: list[Cell]
+    executor: Executor
+    environment: dict[str, object]
+    calibration: RunCalibration | None
+
+
+@dataclass
+class _OpenRun:
+    """The store's run this process writes, its folder, and the cells still to run (with their positions)."""
+
+    run: RunInfo
+    folder: Path
+    todo: list[tuple[int, Cell]]
+
+
 def run(request: RunRequest, console: Console, executor: Executor | None = None) -> RunOutcome:
     """Run a suite; returns where its results are. Tests call this directly."""
-    # The reports folder and the store first: a problem there must not wait for calibration and data.
+    checked = check(request, executor)
+    prepare(checked, request, console)
+    with ResultsStore(request.reports / "results.db") as store:
+        opened = begin(store, checked, request, console)
+        failed = run_cells(store, checked, opened, request.reports, console)
+        settled = settle(store, checked, opened, request.reports, console)
+    return RunOutcome(settled, opened.folder, len(opened.todo), len(checked.cells) - len(opened.todo), failed)
+
+
+def check(request: RunRequest, executor: Executor | None) -> _CheckedRun:
+    """Every check of the input, the frameworks and the executor; raises UserError before anything is
+    written, and before the calibration and the data, which take seconds."""
+    # The reports folder and the store first: a problem there must not wait for the rest.
     check_reports(request.reports, Path(request.suite).stem if request.suite.endswith(".toml") else request.suite,
                   request.resume)
     executor = executor or executor_named(request.executor, **request.executor_options)
@@ -131,66 +173,76 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
     devices_here = executor.name == "local"
     env.update(check_frameworks(task, cells, devices_here))
     executor.start(cells)  # an unreachable cluster fails here, before anything is written
-    # The calibration runs in this process: on a GPU only where the cells' GPU is this machine's.
-    calibration_device = next((cell.device for cell in cells if cell.device != "auto" and devices_here), "cpu")
-    if not task.uses_backends or any(cell.backend == "torch" for cell in cells):
-        # A fixed workload (in torch, so a TensorFlow-only run skips it rather than import torch) timed
-        # before and after the cells lets compare tell a busy or slower machine from slower code. A task
-        # without a framework (PCA) times BLAS work on the CPU, which the workload stands for as well.
-        from harness import calibration
+    calibrations = calibration.for_cells(task, cells, devices_here, always=request.calibrate_always)
+    return _CheckedRun(suite, task, cells, executor, env, calibrations)
 
-        env["calibration"] = calibration.calibrate(calibration_device)
-    if task.uses_dataset:
+
+def prepare(checked: _CheckedRun, request: RunRequest, console: Console) -> None:
+    """The calibration before the cells (compare tells a busy or slower machine from slower code by
+    it), the dataset fetched and verified, and each override printed."""
+    if checked.calibration is not None:
+        checked.environment["calibration"] = checked.calibration.before_cells()
+    if checked.task.uses_dataset:
         from harness.data import ensure
 
-        ensure(suite.data.dataset, log=lambda message: console.print(message, markup=False))
+        ensure(checked.suite.data.dataset, log=lambda message: console.print(message, markup=False))
     for override in request.overrides:
         console.print(f"override {override.key} = {override.value!r} ({override.source})", markup=False)
 
-    with ResultsStore(request.reports / "results.db") as store:
-        run_info, resumed = open_run(store, suite, request, env, console)
-        folder = run_info.folder(request.reports)
-        folder.mkdir(parents=True, exist_ok=True)
-        point_latest(folder.parent, run_info.run_id)
-        done = store.finished_keys(run_info.run_id)
-        todo = [(position, cell) for position, cell in enumerate(cells) if cell.key not in done]
-        verb = "resuming" if resumed and done else "starting"  # a study creates its members' runs empty
-        console.print(f"{verb} run {run_info.run_id} of {suite.name} ({suite.profile}): "
-                      f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
-        failed: list[str] = []
-        files = _ResultsFiles(store, folder, run_info, task.columns)
-        with RunProgress(console, len(todo)) as progress, files:
-            finished = {s.cell.key: s.record for s in store.cells(run_info.run_id) if s.result.ok}
-            context = RunContext(folder, progress, request.reports, inputs=finished)
-            # Cells run one by one in this process: a short calibration after each brackets it with the
-            # one before (compare judges each row by the machine's speed while its cells ran).
-            previous = env.get("calibration") if devices_here and task.times_cells else None
-            for position, cell, result in run_in_stages(executor, todo, context):
-                if previous is not None:
-                    from harness import calibration
 
-                    after = calibration.calibrate(calibration_device, samples=calibration.CELL_SAMPLES)
-                    result.artifacts["calibration"] = calibration.around_cell(previous, after)
-                    previous = after
-                store.save_cell(run_info.run_id, position, cell, result)
-                files.cell_saved()
-                if result.ok:
-                    progress.finish_cell(task.summary(result))
-                else:
-                    failed.append(f"{cell.model} ({cell.backend}, {cell.device}, seed {cell.seed}): {result.error}")
-                    progress.finish_cell(f"FAILED: {result.error}")
-        # Complete only when every cell of the suite is there, not only those asked for with model=.
-        status = store.settled_status(run_info.run_id, [cell.key for cell in task.plan(suite)])
-        if "calibration" in env and todo:
-            from harness import calibration
+def begin(store: ResultsStore, checked: _CheckedRun, request: RunRequest, console: Console) -> _OpenRun:
+    """Open (or resume) the run, make its folder the suite's latest, and say how many cells are left."""
+    suite, cells = checked.suite, checked.cells
+    run_info, resumed = open_run(store, suite, request, checked.environment, console)
+    folder = run_info.folder(request.reports)
+    folder.mkdir(parents=True, exist_ok=True)
+    point_latest(folder.parent, run_info.run_id)
+    done = store.finished_keys(run_info.run_id)
+    todo = [(position, cell) for position, cell in enumerate(cells) if cell.key not in done]
+    verb = "resuming" if resumed and done else "starting"  # a study creates its members' runs empty
+    console.print(f"{verb} run {run_info.run_id} of {suite.name} ({suite.profile}): "
+                  f"{len(todo)} cell(s) to run, {len(cells) - len(todo)} already done", markup=False)
+    return _OpenRun(run_info, folder, todo)
 
-            env["calibration"] = calibration.merge(env["calibration"], calibration.calibrate(calibration_device))
-        settled = replace(run_info, status=status, finished=now(), environment=env if todo else run_info.environment)
-        # Files first, status last: a run killed in between is still unfinished, so a rerun writes them again.
-        render_run(store, request.reports, settled, console)
-        store.update_run(run_info.run_id, status=status, environment=env if todo else None, finished=settled.finished)
-        run_info = store.run(run_info.run_id)
-    return RunOutcome(run_info, folder, len(todo), len(cells) - len(todo), failed)
+
+def run_cells(store: ResultsStore, checked: _CheckedRun, opened: _OpenRun, reports: Path,
+              console: Console) -> list[str]:
+    """Hand the cells left to the executor and commit each result as it comes back, with the
+    calibration around it; returns a line for each failed cell."""
+    task, run_id = checked.task, opened.run.run_id
+    failed: list[str] = []
+    files = _ResultsFiles(store, opened.folder, opened.run, task.columns)
+    with RunProgress(console, len(opened.todo)) as progress, files:
+        finished = {s.cell.key: s.record for s in store.cells(run_id) if s.result.ok}
+        context = RunContext(opened.folder, progress, reports, inputs=finished)
+        for position, cell, result in run_in_stages(checked.executor, opened.todo, context):
+            around = checked.calibration.after_cell() if checked.calibration is not None else None
+            if around is not None:
+                result.artifacts["calibration"] = around
+            store.save_cell(run_id, position, cell, result)
+            files.cell_saved()
+            if result.ok:
+                progress.finish_cell(task.summary(result))
+            else:
+                failed.append(f"{cell.model} ({cell.backend}, {cell.device}, seed {cell.seed}): {result.error}")
+                progress.finish_cell(f"FAILED: {result.error}")
+    return failed
+
+
+def settle(store: ResultsStore, checked: _CheckedRun, opened: _OpenRun, reports: Path, console: Console) -> RunInfo:
+    """The run's calibration after the cells, its files rendered, then its status committed; returns
+    the stored run."""
+    run_info, env = opened.run, checked.environment
+    # Complete only when every cell of the suite is there, not only those asked for with model=.
+    status = store.settled_status(run_info.run_id, [cell.key for cell in checked.task.plan(checked.suite)])
+    if checked.calibration is not None and opened.todo:
+        env["calibration"] = checked.calibration.after_cells()
+    settled = replace(run_info, status=status, finished=now(), environment=env if opened.todo else run_info.environment)
+    # Files first, status last: a run killed in between is still unfinished, so a rerun writes them again.
+    render_run(store, reports, settled, console)
+    store.update_run(run_info.run_id, status=status, environment=env if opened.todo else None,
+                     finished=settled.finished)
+    return store.run(run_info.run_id)
 
 
 #: Least seconds between two rewrites of a running run's results files.

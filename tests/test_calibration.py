@@ -89,3 +89,57 @@ def test_a_cell_calibration_is_the_end_of_the_one_before_and_the_one_after():
                       "spread": pytest.approx(100.0)}
     with pytest.raises(ValueError, match="versions"):
         calibration.around_cell(before, {**after, "version": 2})
+
+
+def cells_on(*placements: str):
+    """Cells of a classify suite, one per ``backend/device`` placement."""
+    from harness.cells import Cell
+
+    return [Cell("s", "classify", f"M{number}", *placement.split("/"), seed=0, config={})
+            for number, placement in enumerate(placements)]
+
+
+def test_a_run_with_torch_cells_is_calibrated_on_their_device_before_around_and_after_each_cell():
+    from harness.tasks import task_for
+
+    plan = calibration.for_cells(task_for("classify"), cells_on("tensorflow/auto", "torch/cuda"), devices_here=True)
+    assert (plan.device, plan.per_cell) == ("cuda", True)
+    # Cells on other machines (a Ray cluster): this machine's CPU, and no calibration around each cell.
+    remote = calibration.for_cells(task_for("classify"), cells_on("torch/cuda"), devices_here=False)
+    assert (remote.device, remote.per_cell) == ("cpu", False)
+
+
+def test_a_tensorflow_only_run_is_calibrated_only_when_asked_always_and_then_as_a_whole():
+    from harness.tasks import task_for
+
+    task, cells = task_for("classify"), cells_on("tensorflow/cpu", "tensorflow/cpu")
+    assert calibration.for_cells(task, cells, devices_here=True) is None
+    always = calibration.for_cells(task, cells, devices_here=True, always=True)
+    assert (always.device, always.per_cell) == ("cpu", False)
+
+
+def test_a_task_without_a_framework_is_calibrated_for_its_blas_work():
+    from harness.tasks import task_for
+
+    plan = calibration.for_cells(task_for("pca"), cells_on("none/cpu"), devices_here=True)
+    assert plan is not None and plan.device == "cpu"
+
+
+def test_a_run_calibration_brackets_each_cell_and_merges_before_with_after(monkeypatch):
+    taken: list[int] = []
+
+    def fake(device="cpu", samples=calibration.SAMPLES, **_):
+        # The machine gets slower with every calibration: 1 ms, 2 ms, ... per pass.
+        taken.append(samples)
+        return calibration.describe({"version": calibration.VERSION, "samples": [len(taken) / 1000] * samples})
+
+    monkeypatch.setattr(calibration, "calibrate", fake)
+    run = calibration.RunCalibration("cpu", per_cell=True)
+    assert run.before_cells()["seconds"] == 0.001
+    first, second = run.after_cell(), run.after_cell()
+    assert first["samples"] == [0.001] * 5 + [0.002] * 5 and second["samples"] == [0.002] * 5 + [0.003] * 5
+    merged = run.after_cells()
+    assert merged["samples"] == [0.001] * calibration.SAMPLES + [0.004] * calibration.SAMPLES
+    assert merged["drift"] == pytest.approx(4.0)
+    assert taken == [calibration.SAMPLES, calibration.CELL_SAMPLES, calibration.CELL_SAMPLES, calibration.SAMPLES]
+    assert calibration.RunCalibration("cpu", per_cell=False).after_cell() is None and len(taken) == 4

@@ -1,12 +1,14 @@
 """Tests for `harness nightly`'s judgement: a suspect is measured again, and only what the second run
 shows too fails the night. Runs are synthetic (tests/test_regression.py's generator), measured by a
-stand-in that hands them out in order, so no training runs here."""
+stand-in that hands them out in order, so no training runs here but in the one slow test of a real
+measurement."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.commands import nightly
+from harness.suite.overrides import Override
 from harness.compare.checks import Outcome
 from tests.test_regression import pooled, synthetic_run
 
@@ -60,3 +62,24 @@ def test_against_a_baseline_of_several_runs_one_run_is_judged_and_a_second_confi
     assert all("confirmed by a second run" in v.message for v in second.regressions)
     clean = measured(synthetic_run("b", seed=2))
     assert nightly.judge(pooled(), clean, None, True, console)[-1].suspects == [] and clean.calls == 1
+
+
+@pytest.mark.slow
+def test_a_tensorflow_only_night_is_calibrated_by_the_runner(tmp_path, mnist, console):
+    # The runner skips the torch workload for a TensorFlow-only run; the night asks for it anyway,
+    # since its comparison scales timings by it. The run's calibration only: no per-cell ones.
+    from benchmarks.fault_injection import write_suite
+    from harness import calibration
+    from harness.store import ResultsStore
+
+    suite = str(write_suite(tmp_path / "suites", models=2))
+    request = nightly.NightlyRequest(suites=[suite], reports=tmp_path / "reports",
+                                     overrides=[Override("matrix.backends", ["tensorflow"], "test")])
+    results = nightly.measure(request, suite, "smoke", console)
+    measured = results.environment["calibration"]
+    assert len(measured["samples"]) == 2 * calibration.SAMPLES and measured["device"] == "cpu"
+    assert results.calibration_seconds == measured["seconds"] > 0 and "drift" in measured
+    with ResultsStore(request.reports / "results.db") as store:
+        cells = store.cells(results.run_id)
+    assert [cell.cell.backend for cell in cells] == ["tensorflow"] * 2
+    assert all("calibration" not in cell.result.artifacts for cell in cells)

@@ -234,7 +234,8 @@ def test_a_run_of_some_models_is_partial_until_the_rest_are_run(reports, tiny, m
 
 
 def test_each_cell_keeps_the_calibration_taken_around_it(reports, tiny, mnist, console, monkeypatch):
-    from harness.compare import baselines, calibration
+    from harness import calibration
+    from harness.compare import baselines
 
     taken: list[int] = []
 

@@ -22,7 +22,6 @@ from rich.console import Console
 from harness import runner
 from harness.commands import compare as compare_command
 from harness.commands.args import parse_arguments
-from harness import calibration
 from harness.compare import baselines, benchmark_export
 from harness.compare.checks import parse_checks
 from harness.compare.comparison import Comparison, compare, confirm
@@ -87,18 +86,12 @@ def suite_profile(suite: str, wanted: str, console: Console) -> str:
 
 
 def measure(request: NightlyRequest, suite: str, profile: str, console: Console) -> RunResults:
-    """A fresh run of the suite, with a calibration recorded if the runner recorded none."""
-    before = calibration.calibrate(request.device)
+    """A fresh run of the suite, calibrated whatever its frameworks: a comparison needs the calibration."""
     overrides = [Override("matrix.devices", [request.device], "device="), *request.overrides]
-    outcome = runner.run(runner.RunRequest(suite, profile, overrides=overrides, resume="no",
-                                                     reports=request.reports), console)
+    outcome = runner.run(runner.RunRequest(suite, profile, overrides=overrides, resume="no", reports=request.reports,
+                                           calibrate_always=True), console)
     with ResultsStore(request.reports / "results.db") as store:
-        run = store.run(outcome.run.run_id)
-        if "calibration" not in run.environment:
-            # Bracket the run: the median over both sets follows a load that changed during it.
-            merged = calibration.merge(before, calibration.calibrate(request.device))
-            store.update_run(run.run_id, status=run.status, environment={**run.environment, "calibration": merged})
-        return baselines.from_store(store, run.run_id)
+        return baselines.from_store(store, outcome.run.run_id)
 
 
 def judge(baseline: RunResults, measure_once: Callable[[], RunResults], fail: str | None, remeasure: bool,

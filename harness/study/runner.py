@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
@@ -90,7 +89,7 @@ def open_study_run(store: ResultsStore, study: Study, request: runner.RunRequest
     process is writing) or a new one; leased to this process like any run (:meth:`ResultsStore.open_run`)."""
 
     def new_run() -> RunInfo:
-        run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{settings[:6]}"
+        run_id = runner.new_run_id(settings)
         config = {"study": study.resolved(), "members": {name: member_run_id(run_id, name) for name in members}}
         return RunInfo(run_id, study.name, request.profile, settings, now(), None, "running", config,
                        {"wall_seconds": {}})
