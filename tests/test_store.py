@@ -13,6 +13,7 @@ import time
 import pytest
 
 from harness import store as store_module
+from harness.store import database
 from harness.cells import Cell, CellResult
 from harness.errors import UserError
 from harness.store import (
@@ -173,7 +174,7 @@ def test_a_writer_that_lost_its_lease_writes_nothing(tmp_path):
 
 def test_a_schema_1_store_is_migrated(tmp_path):
     with sqlite3.connect(tmp_path / "results.db") as db:  # what harness with schema 1 wrote
-        db.executescript(store_module._SCHEMA.split("CREATE TABLE IF NOT EXISTS leases")[0])
+        db.executescript(database._SCHEMA.split("CREATE TABLE IF NOT EXISTS leases")[0])
         db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         db.execute("INSERT INTO runs VALUES ('r1', 's', 'smoke', 'abc', 'then', NULL, 'running', '{}', '{}')")
     with ResultsStore(tmp_path / "results.db") as store:
