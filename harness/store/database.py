@@ -237,11 +237,6 @@ class ResultsStore:
                 for stale in (self.path.parent / row["suite"] / run_id).glob(".results.*.tmp"):
                     stale.unlink(missing_ok=True)
 
-    def heartbeat(self, run_id: str) -> None:
-        """Tell other processes this store's owner of ``run_id`` is alive (raises if the lease was lost)."""
-        with self._transaction():
-            self._leases.check_owner(run_id)
-
     def forget_host(self, host: str) -> None:
         """Drop every lease held on ``host``: the caller knows all its processes have ended (a container
         that exited), so their runs are resumable now rather than after :data:`~harness.store.leases.LEASE_TIMEOUT`."""

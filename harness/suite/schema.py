@@ -23,7 +23,6 @@ BackendName = Literal["torch", "tensorflow"]
 BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
 #: Images in each part of each dataset (the IDX headers say the same; tests/test_runner.py checks it).
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
-DEVICE_NAMES = ("cpu", "cuda", "auto")
 
 
 class DataSettings(StrictModel):
