@@ -87,6 +87,20 @@ def test_run_files_are_written_whole_and_read_back(tmp_path):
         read_run_file(tmp_path)
 
 
+
+def test_a_run_read_from_its_results_file_is_the_run_in_the_store(tmp_path):
+    needing = Cell("s", "search", "m", "torch", "cpu", 1, {"train": {"epochs": 1}}, {"trial": 2}, needs=("k1", "k2"))
+    with ResultsStore(tmp_path / "results.db") as store:
+        store.create_run(make_run())
+        store.save_cell("r1", 0, needing, CellResult("ok", {"model": "m", "device": "cpu"}, {"history": [1]}))
+        store.update_run("r1", status="complete", environment={"calibration": {"version": 1, "seconds": 0.5}})
+        run, cells = store.run("r1"), store.cells("r1")
+    write_run_files(tmp_path / "folder", run, cells, ("model",))
+    assert read_run_file(tmp_path / "folder" / "results.json") == (run, cells)
+    [stored] = read_run_file(tmp_path / "folder")[1]
+    assert (stored.cell.needs, stored.cell.params, stored.result.artifacts) == (("k1", "k2"), {"trial": 2}, {"history": [1]})
+
+
 # Leases: who is writing a run
 def new_run(run_id="r9"):
     return lambda: make_run(run_id)
