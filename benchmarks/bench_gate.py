@@ -148,7 +148,7 @@ def accuracy(reports: Path, suite: str, run_id: str) -> dict[str, float]:
 
 
 def judge(args: argparse.Namespace) -> None:
-    from harness.compare.files import read_baseline
+    from harness.compare.baseline_file import read_baseline
 
     manifest = json.loads((args.reports / "gate-runs.json").read_text())
     judged = []

@@ -38,6 +38,11 @@ class Cell:
         extra = "".join(f"|{name}={value}" for name, value in sorted(self.params.items()))
         return f"model={self.model}|backend={self.backend}|device={self.device}|seed={self.seed}{extra}"
 
+    def identity(self) -> dict[str, Any]:
+        """The columns that say which cell a record is of: the first ones of every cell's record."""
+        return {"suite": self.suite, "model": self.model, "backend": self.backend, "device": self.device,
+                "seed": self.seed}
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
@@ -58,6 +63,12 @@ class CellResult:
     record: dict[str, Any]
     artifacts: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+
+    @classmethod
+    def failed(cls, cell: Cell, message: str) -> "CellResult":
+        """The result of a cell that failed with ``message`` (one line) before producing anything: its
+        record is the cell's identity, status and error, whichever executor ran it."""
+        return cls("failed", {**cell.identity(), "status": "failed", "error": message}, {}, message)
 
     @property
     def ok(self) -> bool:

@@ -26,6 +26,14 @@ def git_commit(folder: Path | None = None) -> tuple[str | None, bool | None]:
         return os.environ.get("HARNESS_GIT_COMMIT"), None
 
 
+def commit_text(environment: dict[str, Any], length: int = 10, missing: str = "–", dirty: str = "*") -> str:
+    """A run's commit as people read it: the first ``length`` characters of ``git_commit`` (``missing``
+    without one), then ``dirty`` when the tree had uncommitted changes, since the commit alone then
+    does not say what ran: ``abc1234567*``."""
+    commit = str(environment.get("git_commit") or missing)[:length]
+    return commit + (dirty if environment.get("git_dirty") else "")
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

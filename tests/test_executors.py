@@ -13,10 +13,12 @@ import time
 import pytest
 
 from harness import cli, runner
-from harness.cells import Cell
+from harness.cells import Cell, RunContext
 from harness.commands.run import request_from_arguments
 from harness.errors import UserError
 from harness.executors import executor_named, stages
+from harness.executors.local import run_cell
+from harness.progress import RunProgress
 from harness.runner import RunRequest
 from harness.store import ResultsStore
 from harness.suite.overrides import Override
@@ -33,6 +35,14 @@ def test_stages_put_a_cell_after_the_cells_it_needs():
     planned = stages([(0, a), (1, retrain), (2, b), (3, after), (4, c)])
     assert [[position for position, _ in stage] for stage in planned] == [[0, 2, 4], [1], [3]]
 
+
+
+def test_a_cell_that_raises_is_a_failed_record_naming_the_cell(tmp_path, console):
+    broken = Cell("s", "classify", "m", "torch", "cpu", 3, {})  # no suite settings: the task cannot start
+    result = run_cell(broken, RunContext(tmp_path, RunProgress(console, 1), tmp_path))
+    assert result.status == "failed" and result.error and "\n" not in result.error and result.artifacts == {}
+    assert result.record == {"suite": "s", "model": "m", "backend": "torch", "device": "cpu", "seed": 3,
+                             "status": "failed", "error": result.error}
 
 def test_needs_finished_earlier_or_outside_the_run_hold_nothing_back():
     # On resume the trials are done (not in the cells to run): the retrain cells run at once.

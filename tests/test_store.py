@@ -13,6 +13,7 @@ import time
 import pytest
 
 from harness import store as store_module
+from harness.store import database
 from harness.cells import Cell, CellResult
 from harness.errors import UserError
 from harness.store import (
@@ -84,6 +85,20 @@ def test_run_files_are_written_whole_and_read_back(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(document))
     with pytest.raises(UserError, match="schema version 7; this harness reads 1..2"):
         read_run_file(tmp_path)
+
+
+
+def test_a_run_read_from_its_results_file_is_the_run_in_the_store(tmp_path):
+    needing = Cell("s", "search", "m", "torch", "cpu", 1, {"train": {"epochs": 1}}, {"trial": 2}, needs=("k1", "k2"))
+    with ResultsStore(tmp_path / "results.db") as store:
+        store.create_run(make_run())
+        store.save_cell("r1", 0, needing, CellResult("ok", {"model": "m", "device": "cpu"}, {"history": [1]}))
+        store.update_run("r1", status="complete", environment={"calibration": {"version": 1, "seconds": 0.5}})
+        run, cells = store.run("r1"), store.cells("r1")
+    write_run_files(tmp_path / "folder", run, cells, ("model",))
+    assert read_run_file(tmp_path / "folder" / "results.json") == (run, cells)
+    [stored] = read_run_file(tmp_path / "folder")[1]
+    assert (stored.cell.needs, stored.cell.params, stored.result.artifacts) == (("k1", "k2"), {"trial": 2}, {"history": [1]})
 
 
 # Leases: who is writing a run
@@ -173,7 +188,7 @@ def test_a_writer_that_lost_its_lease_writes_nothing(tmp_path):
 
 def test_a_schema_1_store_is_migrated(tmp_path):
     with sqlite3.connect(tmp_path / "results.db") as db:  # what harness with schema 1 wrote
-        db.executescript(store_module._SCHEMA.split("CREATE TABLE IF NOT EXISTS leases")[0])
+        db.executescript(database._SCHEMA.split("CREATE TABLE IF NOT EXISTS leases")[0])
         db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         db.execute("INSERT INTO runs VALUES ('r1', 's', 'smoke', 'abc', 'then', NULL, 'running', '{}', '{}')")
     with ResultsStore(tmp_path / "results.db") as store:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 from harness.errors import UserError, echo
+from harness.paths import reports_dir
 from harness.suite.overrides import Override
 
 
@@ -16,6 +18,11 @@ class Arguments:
     options: dict[str, str] = field(default_factory=dict)
     overrides: list[Override] = field(default_factory=list)
     positional: list[str] = field(default_factory=list)
+
+    @property
+    def reports(self) -> Path:
+        """The reports folder: the ``reports=`` option, else the default (:func:`harness.paths.reports_dir`)."""
+        return Path(self.options["reports"]) if "reports" in self.options else reports_dir()
 
 
 def parse_arguments(argv: list[str], options: dict[str, str], *, allow_overrides: bool, positional: int = 0) -> Arguments:

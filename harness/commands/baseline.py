@@ -21,8 +21,8 @@ from rich.table import Table
 from harness.commands.args import command_help, parse_arguments
 from harness.compare import baselines
 from harness.compare.results import RunResults
+from harness.environment import commit_text
 from harness.errors import UserError, echo
-from harness.paths import reports_dir
 from harness.store import ResultsStore
 
 #: The usage lines of --help (this command has actions).
@@ -88,11 +88,9 @@ def show(paths: list[Path], console: Console) -> None:
         table.add_column(column, justify="right" if column in ("Runs", "Cells", "Calibration") else "left")
     for path in paths:
         for name, results in baselines.read_baseline(path).items():
-            commit = str(results.environment.get("git_commit") or "–")[:10]
-            if results.environment.get("git_dirty"):
-                commit += "*"
             table.add_row(path.name, name, results.run_id, str(len(results.runs) or 1), results.profile,
-                          results.created, commit, str(len(results.cells)), results.calibration_text())
+                          results.created, commit_text(results.environment), str(len(results.cells)),
+                          results.calibration_text())
     console.print(table)
 
 
@@ -104,7 +102,7 @@ def main(argv: list[str], console: Console) -> int:
     if action not in ACTIONS:
         raise UserError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
     args = parse_arguments(argv[1:], OPTIONS, allow_overrides=False, positional=1 if action == "show" else 0)
-    reports = Path(args.options["reports"]) if "reports" in args.options else reports_dir()
+    reports = args.reports
     if action == "show":
         paths = [Path(args.positional[0])] if args.positional else sorted((reports / "baselines").glob("*.json"))
         if not paths:

@@ -30,7 +30,7 @@ from harness.compare.checks import Outcome, Verdict, parse_checks
 from harness.compare.comparison import WARNING, Comparison, compare, confirm
 from harness.compare.results import RunResults
 from harness.errors import RegressionFound, UserError
-from harness.paths import atomic_write, reports_dir
+from harness.paths import atomic_write
 from harness.store import ResultsStore
 from harness.thresholds import unit
 
@@ -85,7 +85,7 @@ def request_from_arguments(argv: list[str]) -> CompareRequest:
         fail=options.get("fail"),
         alpha=alpha,
         normalize=options.get("normalize"),
-        reports=Path(options["reports"]) if "reports" in options else reports_dir(),
+        reports=args.reports,
         json=Path(options["json"]) if "json" in options else None,
     )
 

@@ -18,8 +18,8 @@ from harness.commands.args import parse_arguments
 from harness.compare import baselines
 from harness.compare.results import RunResults
 from harness.compare.stats import SampleStats
+from harness.environment import commit_text
 from harness.errors import UserError
-from harness.paths import reports_dir
 from harness.store import ResultsStore
 from harness.thresholds import is_timing, unit
 
@@ -90,10 +90,8 @@ def history_table(request: HistoryRequest, runs: list[RunResults], rows: dict[st
     for row in rows:
         table.add_column(row, justify="right")
     for index, results in enumerate(runs):
-        commit = str(results.environment.get("git_commit") or "–")[:10]
-        if results.environment.get("git_dirty"):
-            commit += "*"  # the tree had uncommitted changes: the commit alone does not say what ran
-        line = [results.run_id, results.created.replace("T", " ")[:19], results.profile, commit]
+        line = [results.run_id, results.created.replace("T", " ")[:19], results.profile,
+                commit_text(results.environment)]
         if is_timing(request.metric):
             line.append(results.calibration_text())
         line += [cell_text(series[index], request.metric) for series in rows.values()]
@@ -113,7 +111,7 @@ def request_from_arguments(argv: list[str]) -> HistoryRequest:
         last = int(options["last"])
     return HistoryRequest(options["suite"], options.get("metric", "test_accuracy"), options.get("model"),
                           options.get("profile"), last,
-                          Path(options["reports"]) if "reports" in options else reports_dir())
+                          args.reports)
 
 
 def main(argv: list[str], console: Console) -> int:

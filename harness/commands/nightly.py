@@ -27,7 +27,7 @@ from harness.compare.checks import parse_checks
 from harness.compare.comparison import Comparison, compare, confirm
 from harness.compare.results import RunResults
 from harness.errors import RegressionFound, UserError
-from harness.paths import atomic_write, reports_dir
+from harness.paths import atomic_write
 from harness.runner import render_run
 from harness.store import ResultsStore
 from harness.suite.overrides import Override
@@ -154,7 +154,7 @@ def request_from_arguments(argv: list[str]) -> NightlyRequest:
         baseline=Path(options["baseline"]) if "baseline" in options else None,
         fail=options.get("fail"),
         remeasure=options.get("remeasure", "yes") == "yes",
-        reports=Path(options["reports"]) if "reports" in options else reports_dir(),
+        reports=args.reports,
         overrides=args.overrides,
     )
 

@@ -13,7 +13,6 @@ from rich.console import Console
 from harness.study import runner as study_runner
 from harness.commands.args import parse_arguments
 from harness.errors import UserError
-from harness.paths import reports_dir
 from harness.runner import render_run
 from harness.store import ResultsStore
 
@@ -45,7 +44,7 @@ def main(argv: list[str], console: Console) -> int:
     args = parse_arguments(argv, OPTIONS, allow_overrides=False)
     if "suite" not in args.options:
         raise UserError("missing suite=NAME")
-    reports = Path(args.options["reports"]) if "reports" in args.options else reports_dir()
+    reports = args.reports
     folder = render(args.options["suite"], args.options.get("run"), reports, console)
     console.print(f"rendered: {folder}", markup=False)
     return 0

@@ -9,14 +9,11 @@ resumed: its finished cells are skipped.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.console import Console
 
 from harness.study import runner as study_runner
 from harness.commands.args import parse_arguments
 from harness.errors import CellsFailed, UserError, echo
-from harness.paths import reports_dir
 from harness.runner import RunRequest, plan, run
 from harness.store import check_reports
 from harness.suite.overrides import Override
@@ -70,7 +67,7 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
         overrides=overrides + args.overrides,
         models=[name.strip() for name in options["model"].split(",")] if "model" in options else None,
         resume=options.get("resume"),
-        reports=Path(options["reports"]) if "reports" in options else reports_dir(),
+        reports=args.reports,
         container=container,
         executor=executor,
         executor_options=executor_options,

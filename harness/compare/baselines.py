@@ -6,8 +6,9 @@ included), the suite's regression settings, and each cell's record and repeated 
 bulky artifacts. An entry may pool several runs of the same code (each cell says which run measured
 it): their spread is the run-to-run noise a single new run is judged against. It is versioned like
 the results store: a file from a newer harness is refused rather than misread, and older versions
-are read as they were written (version 1: one run per suite); both file kinds are read through the
-schemas of :mod:`harness.compare.files`.
+are read as they were written (version 1: one run per suite). A baseline file is read through the
+schema of :mod:`harness.compare.baseline_file`, a results.json through the store's reader
+(:func:`harness.store.read_run_file`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.cells import StoredCell, nan_free
-from harness.compare.files import BASELINE_FORMAT, BASELINE_SCHEMA_VERSION, read_baseline, read_results_file
+from harness.compare.baseline_file import BASELINE_FORMAT, BASELINE_SCHEMA_VERSION, read_baseline
 from harness.compare.results import CellSummary, RunResults, Side, pool
 from harness.compare.stats import SampleStats
 from harness.errors import UserError
 from harness.paths import atomic_write
-from harness.store import ResultsStore, RunInfo, now
+from harness.store import ResultsStore, RunInfo, now, read_run_file
 
 
 def summarize(run: RunInfo, cells: list[StoredCell]) -> RunResults:
-    """A stored run as a comparison reads it."""
+    """A stored run (from the store or its results.json) as a comparison reads it."""
     summaries = [
         CellSummary.from_parts({"model": s.cell.model, "backend": s.cell.backend,
                                 "device": s.record.get("device", s.cell.device), "seed": s.cell.seed,
@@ -131,7 +132,7 @@ def resolve(source: str, reports: Path) -> list[RunResults]:
     if path.is_file() and is_baseline_file(path):
         return list(read_baseline(path).values())
     if path.is_file() or (path.is_dir() and (path / "results.json").is_file()):
-        return [read_results_file(path)]
+        return [summarize(*read_run_file(path))]
     database = Path(reports) / "results.db"
     if not database.exists():
         raise UserError(f"{source!r} is neither a file nor a run folder, and there is no results store at {database}")

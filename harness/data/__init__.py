@@ -6,10 +6,9 @@ from harness.data.fetch import (
            DatasetInfo,
            data_dir,
            ensure,
-           fetch_all,
            verify,
 )
 from harness.data.idx import Dataset, Splits, load, provide, read_idx, split
 
-__all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "Splits", "data_dir", "ensure", "fetch_all", "load",
+__all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "Splits", "data_dir", "ensure", "load",
            "provide", "read_idx", "split", "verify"]

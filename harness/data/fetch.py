@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -340,8 +340,3 @@ def ensure(name: str, log: Log = print) -> Path:
         # A mounted or shared cache this user may not read or write: say which, not a traceback.
         raise DataError(f"{name}: cannot use the dataset folder {folder} ({error.strerror}: {error.filename}); "
                         f"set HARNESS_DATA to a folder this user can read and write") from None
-
-
-def fetch_all(names: Iterable[str] = tuple(DATASETS), log: Log = print) -> dict[str, Path]:
-    """``ensure`` each dataset in ``names``; returns name -> folder."""
-    return {name: ensure(name, log) for name in names}

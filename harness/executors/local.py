@@ -25,8 +25,6 @@ def run_cell(cell: Cell, context: RunContext) -> CellResult:
     """
     task = task_for(cell.task)
     context.observer = context.progress.start_cell(cell_label(cell))
-    base = {"suite": cell.suite, "model": cell.model, "backend": cell.backend, "device": cell.device,
-            "seed": cell.seed}
     try:
         result = task.run(cell, context)
     except (KeyboardInterrupt, SystemExit):
@@ -35,8 +33,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellResult:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
         if os.environ.get("HARNESS_TRACEBACK"):
             traceback.print_exc()
-        return CellResult("failed", {**base, "status": "failed", "error": message}, {}, message)
-    result.record = {**base, **result.record, "status": result.status, "error": result.error}
+        return CellResult.failed(cell, message)
+    result.record = {**cell.identity(), **result.record, "status": result.status, "error": result.error}
     return result
 
 

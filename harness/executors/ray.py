@@ -134,7 +134,8 @@ class RayExecutor:
                 except ray.exceptions.RayError as error:
                     # The worker or node died more often than Ray retries, or Ray lost the result.
                     message = f"ray: {type(error).__name__}: {str(error).strip().splitlines()[0]}"[:300]
-                    result, files, node, started, finished = _failed(cell, message), {}, "", time.time(), time.time()
+                    result, files, node = CellResult.failed(cell, message), {}, ""
+                    started = finished = time.time()
                 for relative, content in files.items():
                     path = context.run_dir / relative
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,12 +186,6 @@ def run_on_worker(cell: Cell, inputs: dict[str, dict], reports: str,
         files = {str(path.relative_to(scratch)): path.read_bytes()
                  for path in sorted(Path(scratch).rglob("*")) if path.is_file()}
     return result, files, ray.get_runtime_context().get_node_id(), started, time.time()
-
-
-def _failed(cell: Cell, message: str) -> CellResult:
-    record = {"suite": cell.suite, "model": cell.model, "backend": cell.backend, "device": cell.device,
-              "seed": cell.seed, "status": "failed", "error": message}
-    return CellResult("failed", record, {}, message)
 
 
 def _check_reachable(address: str) -> None:

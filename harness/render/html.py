@@ -23,6 +23,7 @@ from harness.compare.checks import Outcome
 from harness.compare.comparison import Comparison, flatten
 from harness.compare.results import RunResults
 from harness.compare.stats import SampleStats
+from harness.environment import commit_text
 from harness.paths import atomic_write
 from harness.render.tables import Table, format_cell
 from harness.store import ResultsStore, RunInfo
@@ -87,7 +88,7 @@ def html_table(header: list[str], rows: list[list[Any]], numeric: set[int] = fro
 
 def header_section(run: RunInfo) -> list[str]:
     env = run.environment
-    commit = str(env.get("git_commit") or "unknown")[:12] + (" (uncommitted changes)" if env.get("git_dirty") else "")
+    commit = commit_text(env, length=12, missing="unknown", dirty=" (uncommitted changes)")
     title = run.config.get("title") or run.suite
     mirrors = f" — mirrors {run.config['mirrors']}" if run.config.get("mirrors") else ""
     return [
@@ -253,8 +254,8 @@ def write_index(store: ResultsStore, reports: Path) -> Path:
         name: Any = run.run_id
         if (run.folder(reports) / PAGE).exists():
             name = Raw(f"<a href=\"{esc(f'{run.suite}/{run.run_id}/{PAGE}')}\">{esc(run.run_id)}</a>")
-        commit = str(run.environment.get("git_commit") or "–")[:10] + ("*" if run.environment.get("git_dirty") else "")
-        rows.append([run.suite, name, run.profile, run.status, run.created, commit, len(cells), failed])
+        rows.append([run.suite, name, run.profile, run.status, run.created, commit_text(run.environment), len(cells),
+                     failed])
     table = html_table(["Suite", "Run", "Profile", "Status", "Created (UTC)", "Commit", "Cells", "Failed"], rows,
                        numeric={6, 7})
     path = reports / INDEX

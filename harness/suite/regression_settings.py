@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from harness.errors import UserError
+from harness.suite.models import StrictModel
 from harness.thresholds import DEFAULT_FAIL, parse_thresholds
 
 
-class RegressionSettings(BaseModel):
+class RegressionSettings(StrictModel):
     """How ``harness compare`` judges a run of this suite against its baseline (the suite's
     ``[regression]`` table; each field can be overridden on the command line)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     fail: str = Field(
         DEFAULT_FAIL,

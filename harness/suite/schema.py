@@ -10,17 +10,10 @@ import hashlib
 import json
 from typing import Any, Literal, get_args
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveInt,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from harness.errors import UserError
+from harness.suite.models import StrictModel
 from harness.suite.regression_settings import RegressionSettings
 from harness.suite.spec import ModelSpec
 from harness.suite.study import Claim, Tolerance
@@ -30,14 +23,9 @@ BackendName = Literal["torch", "tensorflow"]
 BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
 #: Images in each part of each dataset (the IDX headers say the same; tests/test_runner.py checks it).
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
-DEVICE_NAMES = ("cpu", "cuda", "auto")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataSettings(_Strict):
+class DataSettings(StrictModel):
     """Which dataset, and how much of it."""
 
     dataset: Literal["mnist", "fashion_mnist"] = Field("mnist", description="Dataset name.")
@@ -59,7 +47,7 @@ class DataSettings(_Strict):
         return count
 
 
-class TrainSettings(_Strict):
+class TrainSettings(StrictModel):
     """How every model of the suite is trained."""
 
     epochs: PositiveInt = Field(10, description="Passes over the training set.")
@@ -74,7 +62,7 @@ class TrainSettings(_Strict):
                                           "whose first reaching is timed (seconds_to_target); None = not timed.")
 
 
-class Matrix(_Strict):
+class Matrix(StrictModel):
     """The cells to run: every model on every backend x device x seed."""
 
     backends: list[BackendName] = Field(["torch"], min_length=1)
@@ -82,7 +70,7 @@ class Matrix(_Strict):
     seeds: list[int] = Field([0], min_length=1)
 
 
-class Reference(_Strict):
+class Reference(StrictModel):
     """The report's numbers for one model (None where the report gives none)."""
 
     params: int | None = None
@@ -99,7 +87,7 @@ class ModelEntry(ModelSpec):
     epochs: PositiveInt | None = Field(None, description="Epochs for this model; None = the suite's.")
 
 
-class Suite(_Strict):
+class Suite(StrictModel):
     """A validated suite, with the profile and overrides already applied."""
 
     name: str = Field(description="File name without .toml; set by the loader.")

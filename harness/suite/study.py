@@ -18,9 +18,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError
+from harness.suite.models import StrictModel
 
 #: How far ours may lie from the report's number, per metric, unless a suite says otherwise: accuracies
 #: within half a percentage point, counts exactly; times are not judged across machines.
@@ -35,16 +36,12 @@ NOT_JUDGED = "not judged"
 Tolerance = Annotated[float, Field(ge=0)] | Literal["not judged"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 #: Selects cells: ``model`` matches the cell's model, any other key a field of its record; a list
 #: value matches any of its items.
 Selector = dict[str, Any]
 
 
-class Comparison(_Strict):
+class Comparison(StrictModel):
     """One comparison of a ``greater`` claim: ``higher`` cells have a higher ``metric`` than ``lower`` cells."""
 
     higher: Selector = Field(description="The cells claimed to score higher.")
@@ -52,7 +49,7 @@ class Comparison(_Strict):
     metric: str | None = Field(None, description="Record field compared; None = the claim's metric.")
 
 
-class Claim(_Strict):
+class Claim(StrictModel):
     """A claim of the report, and how to check it on stored results.
 
     ``greater``: each comparison is tested one-sided over seeds (paired where the seeds of both sides
@@ -80,7 +77,7 @@ class Claim(_Strict):
         return self
 
 
-class Member(_Strict):
+class Member(StrictModel):
     """A suite of the study, and where it stands in the report."""
 
     suite: str = Field(description="Suite name, or a .toml path (relative to the study file).")
@@ -92,7 +89,7 @@ class Member(_Strict):
                                    description="Report table number -> the stem of the suite's table that mirrors it.")
 
 
-class Study(_Strict):
+class Study(StrictModel):
     """A validated study file."""
 
     name: str = Field(description="File name without .toml; set by the loader.")
