@@ -12,7 +12,7 @@ baseline's machine".
 
 Each sample times as many passes as fill ``min_sample_seconds``: a fast machine runs one pass in a few
 milliseconds, where the timer, the scheduler's time slice and one interrupt are the whole
-measurement (a 5 ms calibration once scaled a run's timings by 112). Samples are per pass, so the unit
+measurement (docs/regression-gate.md shows how far off that went). Samples are per pass, so the unit
 does not depend on how many passes a sample took.
 
 The workload must never change silently: a different workload is a different unit, so it carries a
@@ -147,9 +147,8 @@ def merge(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 def halves_spread(before: Sequence[float], after: Sequence[float]) -> float | None:
     """The larger of the two calibrations' own spreads: how steady the machine was while each was
     timed. Their union's spread would count the change from one to the other, which the drift judges
-    on its own: on the quiet development machine each half agreed within 1-2 %, while the one after
-    the cells ran 20 % faster than the one before, a union spread of 17-25 % that called every
-    quiet run unsteady."""
+    on its own: a machine that warms up during the cells gives two steady halves whose union looks
+    unsteady, and would have every quiet run called unsteady (figures in docs/regression-gate.md)."""
     spreads = [value for value in (spread(before), spread(after)) if value is not None]
     return max(spreads) if spreads else None
 

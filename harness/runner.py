@@ -254,8 +254,7 @@ class _ResultsFiles:
 
     The store holds every finished cell the moment it is saved; the files are a readable copy. Each
     rewrite reads and serialises every cell of the run, so rewriting after every cell costs time
-    quadratic in the cells (25 s of a 45-cell perceptron run; 5 s still at most every 5 s): they are
-    rewritten at most every ``RESULTS_FILES_INTERVAL`` seconds, and once more when the loop is left by
+    quadratic in the cells: they are rewritten at most every ``RESULTS_FILES_INTERVAL`` seconds, and once more when the loop is left by
     an exception (Ctrl-C, a crash); a loop that ends well is rendered next, files first. Only a kill -9
     leaves them behind the store, and then the run is unfinished: the rerun writes them again.
     """

@@ -10,8 +10,8 @@ driver (``harness.runner``) alone writes the store.
 A worker runs the cell in a scratch folder and sends the files it wrote (figures, saved weights)
 back with its result, so a cell runs the same on a node that shares no disk with the driver. Its
 dataset comes from the driver, which read and verified it (SHA-256), through Ray's object store: a
-new worker maps it in about half the time it takes to verify and read it from a node-local cache
-(measured: see the README's "Running on Ray"), and a worker node needs no copy of its own.
+new worker maps it faster than it could verify and read it from a node-local cache (measured in
+docs/performance.md), and a worker node needs no copy of its own.
 
 A worker process or node that dies takes its cell with it: Ray runs the cell again elsewhere, up to
 ``MAX_RETRIES`` times, then the cell is recorded failed. Ctrl-C cancels the cells not yet finished;
