@@ -254,9 +254,10 @@ class _ResultsFiles:
 
     The store holds every finished cell the moment it is saved; the files are a readable copy. Each
     rewrite reads and serialises every cell of the run, so rewriting after every cell costs time
-    quadratic in the cells: they are rewritten at most every ``RESULTS_FILES_INTERVAL`` seconds, and once more when the loop is left by
-    an exception (Ctrl-C, a crash); a loop that ends well is rendered next, files first. Only a kill -9
-    leaves them behind the store, and then the run is unfinished: the rerun writes them again.
+    quadratic in the cells: they are rewritten at most every ``RESULTS_FILES_INTERVAL`` seconds, and
+    once more when the loop is left by an exception (Ctrl-C, a crash); a loop that ends well is
+    rendered next, files first. Only a kill -9 leaves them behind the store, and then the run is
+    unfinished: the rerun writes them again.
     """
 
     def __init__(self, store: ResultsStore, folder: Path, run: RunInfo, columns: Sequence[str]) -> None:
