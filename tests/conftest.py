@@ -59,3 +59,15 @@ class StopAfter:
 def stop_after():
     """``stop_after(count, then=None)``: an executor that stops a run after ``count`` cells."""
     return StopAfter
+
+
+@pytest.fixture
+def fixed_calibration(monkeypatch):
+    """The runner's machine calibration replaced by fixed 1 ms samples, for run tests that check something
+    else: a real calibration times its workload for seconds per run and about half a second per cell."""
+    from harness import calibration
+
+    def fixed(device="cpu", samples=calibration.SAMPLES, **_):
+        return calibration.describe({"version": calibration.VERSION, "device": device, "samples": [0.001] * samples})
+
+    monkeypatch.setattr(calibration, "calibrate", fixed)

@@ -119,6 +119,7 @@ def local_ray():
 
 
 @needs_ray
+@pytest.mark.slow
 def test_cells_the_cluster_cannot_hold_are_refused_at_start(local_ray):
     gpu_cell = Cell("s", "classify", "m", "torch", "cuda", 0, {}, {})
     with pytest.raises(UserError, match=r"^device=cuda: the Ray cluster has no GPU; use device=cpu or device=auto$"):

@@ -47,6 +47,7 @@ def train_losses(backend, suite: str, splits, **fit_options):
     return fit, [epoch.train_loss for epoch in fit.history], [epoch.val_accuracy for epoch in fit.history]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suite", MODELS)
 def test_torch_fast_and_plain_paths_train_to_the_same_losses(suite, splits):
     backend = get_backend("torch")
@@ -80,6 +81,7 @@ class StepGraph:
         self.step()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suite", MODELS)
 def test_the_graphed_step_replays_exactly_what_the_eager_step_computes(suite, splits):
     """The CUDA-graph path's buffers (static index in, loss row and predictions out, the short last
@@ -114,6 +116,7 @@ def test_a_cpu_never_takes_the_cuda_graph():
     assert train.StepPlan.choose(model, TrainSettings(), "cuda").cuda_graph
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
 @pytest.mark.parametrize("suite", MODELS)
@@ -148,14 +151,20 @@ def test_keras_fast_settings_train_to_the_same_losses(suite, splits):
 
 @pytest.mark.tensorflow
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
-def test_keras_fast_path_on_a_cpu_is_the_plain_arithmetic_bit_for_bit(splits):
-    """On a CPU the fast path only batches steps per call and fixes its input pipeline's threads (no XLA):
-    the same batches, the same numbers exactly."""
+def test_keras_takes_xla_only_on_a_gpu_and_no_fast_settings_when_told_not_to():
     from harness.backends.tensorflow import train
 
     assert train.StepPlan.choose(TrainSettings(), "cpu") == train.StepPlan(steps_per_execution=32, autotune_input=False)
     assert train.StepPlan.choose(TrainSettings(), "cuda").jit_compile is True
     assert train.StepPlan.choose(TrainSettings(fast=False), "cuda") == train.StepPlan()
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
+def test_keras_fast_path_on_a_cpu_is_the_plain_arithmetic_bit_for_bit(splits):
+    """On a CPU the fast path only batches steps per call and fixes its input pipeline's threads (no XLA):
+    the same batches, the same numbers exactly."""
     backend = get_backend("tensorflow")
     fast, fast_losses, fast_val = train_losses(backend, "mlp_baseline", splits, fast=True)
     plain, plain_losses, plain_val = train_losses(backend, "mlp_baseline", splits, fast=False)
@@ -175,6 +184,7 @@ def test_a_keras_without_its_array_adapter_keeps_fits_own_input(monkeypatch):
     assert plan == train.StepPlan(steps_per_execution=32) and plan.describe() == "fast: 32 steps per execution"
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed")
 def test_keras_fast_path_feeds_a_multitask_model_the_plain_batches(splits):

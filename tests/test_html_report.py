@@ -290,7 +290,8 @@ def test_cnn_baseline_report_renders_in_chromium(reports, mnist, console, tmp_pa
     assert index_errors == [] and index_facts["tables"] == [1]
 
 
-def test_a_run_whose_every_cell_failed_gets_a_failure_summary_and_a_page(reports, mnist, console, monkeypatch):
+def test_a_run_whose_every_cell_failed_gets_a_failure_summary_and_a_page(reports, mnist, console, monkeypatch,
+                                                                        fixed_calibration):
     from harness import runner
     from harness.commands import report as report_command
     from harness.suite.overrides import Override

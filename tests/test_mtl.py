@@ -108,6 +108,7 @@ def test_the_multitask_loss_at_lambda_1_and_0_is_each_single_task_loss(name):
     assert loss(0.3) == pytest.approx(0.3 * single[0] + 0.7 * single[1], rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BACKENDS)
 def test_training_at_lambda_1_or_0_leaves_the_other_head_untouched_and_learns_the_weighted_one(name):
     backend = get_backend(name)

@@ -232,7 +232,7 @@ def test_a_run_of_some_models_is_partial_until_the_rest_are_run(reports, tiny, m
     assert len(folders) == 4 and sum(name.startswith("model_Net_A__") for name in folders) == 2
 
 
-
+@slow
 def test_each_cell_keeps_the_calibration_taken_around_it(reports, tiny, mnist, console, monkeypatch):
     from harness import calibration
     from harness.compare import baselines
@@ -269,6 +269,7 @@ def test_kills_at_random_moments_lose_and_duplicate_nothing(tmp_path, mnist):
     assert summary["runs"] >= 1 and summary["cells_per_run"] == 4
 
 
+@slow
 def test_results_files_are_rewritten_at_most_every_interval_and_when_the_loop_ends(reports, tiny, mnist, console,
                                                                                   stop_after, monkeypatch):
     # Rewriting every cell's files after each cell is quadratic; a crash or Ctrl-C must still leave

@@ -127,7 +127,7 @@ def stubbed(monkeypatch):
     return trained
 
 
-def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubbed, console, stop_after):
+def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path, stubbed, console, stop_after, fixed_calibration):
     suite_file = tmp_path / "tiny_search.toml"
     suite_file.write_text(SUITE)
     reports = tmp_path / "reports"

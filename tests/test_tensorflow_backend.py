@@ -141,6 +141,7 @@ def test_the_suites_hold_the_reports_twenty_models():
     assert all(model.reference.params == model.params for model in models)
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 @needs_torch
 def test_every_report_model_has_the_reports_parameter_count_on_both_backends(tf_backend, torch_backend):
@@ -173,6 +174,7 @@ def test_both_backends_compute_the_same_function_from_the_same_weights(tf_backen
     np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 @needs_torch
 def test_a_short_fit_gives_results_of_the_same_shape_on_both_backends(tf_backend, torch_backend, splits):
@@ -196,6 +198,7 @@ def test_a_short_fit_gives_results_of_the_same_shape_on_both_backends(tf_backend
 # --- training ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_fit_learns_and_reports_every_batch_to_the_observer(tf_backend, splits):
     observer = RecordingObserver()
@@ -212,6 +215,7 @@ def test_fit_learns_and_reports_every_batch_to_the_observer(tf_backend, splits):
     assert result.history[-1].train_accuracy > 0.2  # ten classes: chance is 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_the_same_seed_repeats_a_cpu_run_exactly_and_another_seed_does_not(tf_backend, splits):
     histories = [fit(tf_backend, MIXED, splits, seed=seed)[1].history for seed in (7, 7, 8)]
@@ -220,6 +224,7 @@ def test_the_same_seed_repeats_a_cpu_run_exactly_and_another_seed_does_not(tf_ba
     assert values[0] != values[2]
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_validation_is_skipped_when_the_split_has_none(tf_backend, splits):
     no_val = dataclasses.replace(splits, x_val=splits.x_val[:0], y_val=splits.y_val[:0])
@@ -227,6 +232,7 @@ def test_validation_is_skipped_when_the_split_has_none(tf_backend, splits):
     assert result.history[0].val_loss is None and result.history[0].val_accuracy is None
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_a_non_finite_loss_stops_the_fit(tf_backend, splits):
     broken = dataclasses.replace(splits, x_train=np.full_like(splits.x_train, np.nan))
@@ -238,6 +244,7 @@ def test_a_non_finite_loss_stops_the_fit(tf_backend, splits):
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_save_and_load_give_the_same_predictions(tf_backend, splits, tmp_path):
     model, _ = fit(tf_backend, MIXED, splits, epochs=1)
@@ -301,6 +308,7 @@ def test_a_missing_tensorflow_names_the_extra_to_install(monkeypatch):
         get_backend("tensorflow")
 
 
+@pytest.mark.slow
 @needs_torch
 def test_a_torch_run_never_imports_tensorflow():
     script = textwrap.dedent(

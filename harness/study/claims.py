@@ -24,7 +24,7 @@ from statistics import fmean
 from typing import Any
 
 from harness.cells import StoredCell
-from harness.suite.study import Claim, Comparison, Selector
+from harness.suite.study import Claim, ClaimComparison, Selector
 
 SUPPORTED, NOT_SUPPORTED, CONTRADICTED, NOT_TESTED = "supported", "not supported", "contradicted", "not tested"
 CONFIDENCE = 0.95
@@ -163,7 +163,7 @@ def _per_configuration(label: str, cells: Sequence[StoredCell], test: Callable[[
             for (backend, device), group in groups.items()]
 
 
-def _greater(claim: Claim, comparison: Comparison, cells: Sequence[StoredCell]) -> list[Part]:
+def _greater(claim: Claim, comparison: ClaimComparison, cells: Sequence[StoredCell]) -> list[Part]:
     metric = comparison.metric or claim.metric
 
     def test(where: str, group: list[StoredCell]) -> Part:

@@ -56,8 +56,8 @@ CHECK_COLUMNS = ["Row", "Quantity", "Report", "Ours", "Δ", "Tolerance", "Verdic
 
 
 @dataclass(frozen=True)
-class Check:
-    """One number of the report against ours."""
+class ReferenceCheck:
+    """One number of the reproduced report (the reference) against ours, judged within a tolerance."""
 
     table: str
     row: str
@@ -116,7 +116,7 @@ class MemberReport:
     wall_seconds: float | None = None
 
     @functools.cached_property
-    def checks(self) -> dict[str, list[Check]]:
+    def checks(self) -> dict[str, list[ReferenceCheck]]:
         """Report table number -> its checks (an empty list when the member's table is missing); built once."""
         by_stem = {table.stem: table for table in self.tables}
         tolerances = {**DEFAULT_TOLERANCES, **self.tolerances}
@@ -124,7 +124,7 @@ class MemberReport:
                 for number, stem in self.report_tables.items()}
 
 
-def checks_of(table: Table, number: str, tolerances: dict[str, float | str]) -> list[Check]:
+def checks_of(table: Table, number: str, tolerances: dict[str, float | str]) -> list[ReferenceCheck]:
     """Every number of the report in ``table``, paired with ours (rows without a report number are left out)."""
     columns = table.columns
     pairs = sorted(((report, next(c for c in ours if c in columns), metric)
@@ -142,8 +142,8 @@ def checks_of(table: Table, number: str, tolerances: dict[str, float | str]) -> 
                 continue
             metric = metric or _row_metric(row)
             quantity = metric if ours == "Ours" else ours  # PCA's table names the quantity in its rows
-            out.append(Check(number, label, quantity, metric, reference, _value(row[ours]),
-                             tolerances.get(metric, NOT_JUDGED)))
+            out.append(ReferenceCheck(number, label, quantity, metric, reference, _value(row[ours]),
+                                      tolerances.get(metric, NOT_JUDGED)))
     return out
 
 
@@ -162,7 +162,7 @@ def _row_metric(row: dict[str, Any]) -> str:
     return "components" if "components" in str(row.get("Quantity", "")) else "variance"
 
 
-def check_table(checks: Sequence[Check], number: str, title: str) -> Table:
+def check_table(checks: Sequence[ReferenceCheck], number: str, title: str) -> Table:
     rows = [[c.row, c.quantity, c.report, c.ours, c.delta, tolerance_text(c.tolerance), c.verdict] for c in checks]
     return Table(f"table_{number}", f"Table {number}: {title}", pd.DataFrame(rows, columns=CHECK_COLUMNS, dtype=object))
 
@@ -180,7 +180,7 @@ class Document:
     run: RunInfo
     members: list[MemberReport]
 
-    def checks(self) -> list[Check]:
+    def checks(self) -> list[ReferenceCheck]:
         return [check for member in self.members for checks in member.checks.values() for check in checks]
 
     def claims(self) -> list[ClaimResult]:

@@ -41,7 +41,7 @@ Tolerance = Annotated[float, Field(ge=0)] | Literal["not judged"]
 Selector = dict[str, Any]
 
 
-class Comparison(StrictModel):
+class ClaimComparison(StrictModel):
     """One comparison of a ``greater`` claim: ``higher`` cells have a higher ``metric`` than ``lower`` cells."""
 
     higher: Selector = Field(description="The cells claimed to score higher.")
@@ -61,7 +61,7 @@ class Claim(StrictModel):
     text: str = Field(description="The report's words.")
     kind: Literal["greater", "correlation", "all"] = "greater"
     metric: str = Field("test_accuracy", description="Record field compared by a greater claim.")
-    compare: list[Comparison] = Field(default_factory=list, description="greater: every one must hold.")
+    compare: list[ClaimComparison] = Field(default_factory=list, description="greater: every one must hold.")
     cells: Selector = Field(default_factory=dict, description="correlation / all: which cells; {} = every one.")
     x: str | None = Field(None, description="correlation: record field on the x axis (e.g. params).")
     y: str | None = Field(None, description="correlation: record field on the y axis (e.g. train_seconds).")
