@@ -29,14 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.paper.algorithms.separability import LogisticRoute, Verdict, cache_dir, data_hash, decide_cached, logistic_route
+from harness.paper.algorithms.separability import (LogisticRoute, SeparabilityVerdict, cache_dir, data_hash,
+                                                   decide_cached, logistic_route)
 from harness.threads import blas_threads
 
 #: What a job is: its key, and a function giving ``decide_cached``'s arguments (built only when it is handed over).
 Job = tuple[Hashable, Callable[[], tuple[tuple, dict[str, Any]]]]
 
 
-def _decide_in_worker(args: tuple, kwargs: dict[str, Any]) -> Verdict:
+def _decide_in_worker(args: tuple, kwargs: dict[str, Any]) -> SeparabilityVerdict:
     with blas_threads(1):  # one BLAS thread per worker: the workers are the parallelism
         return decide_cached(*args, **kwargs)
 
@@ -65,7 +66,7 @@ class VerdictPool:
         """The jobs whose verdicts are still to be handed out."""
         return [*self._futures, *(key for key, _ in self._waiting)]
 
-    def verdict(self, key: Hashable) -> Verdict:
+    def verdict(self, key: Hashable) -> SeparabilityVerdict:
         """The verdict of job ``key``, decided in a worker (or here, if the pool is gone)."""
         while key not in self._futures and self._pool is not None and self._waiting:
             self._hand_over_next()
