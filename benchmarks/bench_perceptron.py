@@ -1,10 +1,11 @@
 """The perceptron suite timed as users run it, with the time of each phase.
 
-    python benchmarks/bench_perceptron.py [--profile full|smoke] [--keep-cache] [--model "pair 2-3,pair 4-9"]
+    python benchmarks/bench_perceptron.py [--profile full|smoke] [--keep-cache] [--pairs "2-3,4-9"]
                                           [--reports DIR] [--quiet] [--check-float64]
 
 Runs ``harness run suite=perceptron profile=full`` the way the CLI does (``harness.commands.run.run``:
-the task's ``run`` per cell, the results store, the tables and figures, the HTML report), by default
+the task's ``run`` per cell, one per seed and device training every pair, the results store, the
+tables and figures, the HTML report), by default
 against a fresh ``HARNESS_DATA`` that holds only the dataset (linked from the usual cache), so no
 separability verdict comes from the cache: every LP is solved again. Then prints each table pair's
 outcome and the seconds of each phase:
@@ -40,7 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="full")
     parser.add_argument("--keep-cache", action="store_true", help="use the usual HARNESS_DATA and its verdict cache")
-    parser.add_argument("--model", default=None, help='only these cells, e.g. "pair 2-3,pair 4-9" (as model=)')
+    parser.add_argument("--pairs", default=None, help='only these table pairs, e.g. "2-3,4-9" (as options.pairs=)')
     parser.add_argument("--reports", default=None, help="reports folder (default: a temporary one)")
     parser.add_argument("--quiet", action="store_true", help="hide the run's own output (progress, tables)")
     parser.add_argument("--check-float64", action="store_true", help="also train with the exact float64 path")
@@ -57,7 +58,7 @@ def main() -> int:
             (fresh / "mnist").symlink_to(source / "mnist", target_is_directory=True)
             os.environ["HARNESS_DATA"] = str(fresh)
         reports = Path(args.reports) if args.reports else Path(scratch) / "reports"
-        wall, folder = run_suite(args.profile, args.model, reports, args.quiet)
+        wall, folder = run_suite(args.profile, args.pairs, reports, args.quiet)
         cells = json.loads((folder / "results.json").read_text())["cells"]
         report(cells, wall)
         if args.check_float64:
@@ -65,21 +66,29 @@ def main() -> int:
     return 0
 
 
-def run_suite(profile: str, models: str | None, reports: Path, quiet: bool) -> tuple[float, Path]:
+def run_suite(profile: str, pairs: str | None, reports: Path, quiet: bool) -> tuple[float, Path]:
     from rich.console import Console
 
     from harness.commands import run as run_command
+    from harness.suite.overrides import Override
 
     console = Console(file=io.StringIO()) if quiet else Console(highlight=False, width=200)
+    chosen = [[int(digit) for digit in pair.strip().split("-")] for pair in pairs.split(",")] if pairs else None
     request = run_command.RunRequest("perceptron", profile, reports=reports, resume="no",
-                                     models=[m.strip() for m in models.split(",")] if models else None)
+                                     overrides=[Override("options.pairs", chosen)] if chosen else [])
     start = time.perf_counter()
     outcome = run_command.run(request, console)
     return time.perf_counter() - start, outcome.folder
 
 
+def pair_entries(cells: list[dict]) -> list[tuple[dict, dict]]:
+    """Each perceptron of the run's finished cells: (its cell, its entry in the cell's ``pairs`` artifact)."""
+    return [(cell, entry) for cell in cells if cell["record"].get("status") == "ok"
+            for entry in cell["artifacts"].get("pairs", [])]
+
+
 def report(cells: list[dict], wall: float) -> None:
-    records = [cell["record"] for cell in cells if cell["record"].get("status") == "ok"]
+    records = [{**entry["record"], "seed": cell["cell"]["seed"]} for cell, entry in pair_entries(cells)]
     table = [r for r in records if r.get("lp_verdict") is not None]
     print(f"\n{'pair':>5} {'samples':>7} {'it':>5} {'converged':>9} {'perc s':>7} {'verdict':>11} "
           f"{'form':>20} {'check s':>7} {'LP s':>6}")
@@ -120,20 +129,22 @@ def check_float64(cells: list[dict]) -> None:
 
     from harness.paper.algorithms import perceptron
     from harness.suite.schema import Suite
-    from harness.tasks.classify import suite_splits
+    from harness.tasks.training import suite_splits
 
     suite = Suite.model_validate(cells[0]["cell"]["config"])
     options = suite.options
     splits = suite_splits(suite)
-    runs = [perceptron.Run(tuple(int(d) for d in c["record"]["pair"].split(",")), c["record"]["learning_rate"],
-                           options.get("init_std", 0.0), c["cell"]["seed"]) for c in cells]
+    entries = pair_entries(cells)
+    runs = [perceptron.Run(tuple(int(d) for d in entry["record"]["pair"].split(",")), entry["record"]["learning_rate"],
+                           options.get("init_std", 0.0), cell["cell"]["seed"]) for cell, entry in entries]
     start = time.perf_counter()
     exact = perceptron.train_pairs(splits.x_train, splits.y_train, runs, max_iterations=options["max_iterations"],
                                    threshold=options["threshold"], kernel="float64")
     seconds = time.perf_counter() - start
-    differ = [f"({run.pair[0]},{run.pair[1]}) lr {run.learning_rate}" for run, cell, result in zip(runs, cells, exact)
-              if cell["artifacts"]["losses"] != result.losses
-              or not np.array_equal(np.asarray(cell["artifacts"]["weights"], np.float32), result.weights)]
+    differ = [f"({run.pair[0]},{run.pair[1]}) lr {run.learning_rate}"
+              for run, (_, entry), result in zip(runs, entries, exact)
+              if entry["losses"] != result.losses
+              or not np.array_equal(np.asarray(entry["weights"], np.float32), result.weights)]
     print(f"float64 path: {seconds:.1f} s; {len(runs) - len(differ)} of {len(runs)} runs identical"
           + (f"; differ: {', '.join(differ)}" if differ else ""))
 

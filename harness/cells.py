@@ -87,9 +87,6 @@ class RunContext:
     observer: Any = None
     #: Records of the run's finished cells by key; a cell reads only those it ``needs``.
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: The cells this process is about to run one after another, this one included, in order (empty:
-    #: not known). A task may prepare their shared work ahead, as the perceptron starts their LPs.
-    upcoming: tuple[Cell, ...] = ()
 
     def artifact_dir(self, cell: Cell) -> Path:
         """A folder of this cell's own, for figures and saved weights."""

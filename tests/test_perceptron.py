@@ -258,16 +258,68 @@ def test_train_pairs_rejects_bad_runs():
 # --- the perceptron suite: planning, and end to end on a small subset ------------------------------
 
 
-def test_full_suite_plans_all_45_pairs_and_the_extra_curve_rates():
+def test_full_suite_is_one_cell_per_seed_and_device_training_all_45_pairs_and_the_extra_curve_rates():
+    from harness.paper.tasks.perceptron import MODEL, planned_runs
+    from harness.suite.overrides import Override
     from harness.tasks import load_suite, task_for
 
+    task = task_for("perceptron")
     suite = load_suite("perceptron", "full")
-    cells = task_for("perceptron").plan(suite)
-    table = [c for c in cells if c.params["learning_rate"] == 0.08]
-    assert len(table) == 45 and table[0].model == "pair 0-1" and table[-1].model == "pair 8-9"
-    curves = sorted((c.model, c.params["learning_rate"]) for c in cells if c.params["learning_rate"] != 0.08)
-    assert curves == [("pair 0-1", 0.004), ("pair 0-1", 1.0), ("pair 2-3", 0.004), ("pair 2-3", 1.0)]
-    assert len({c.key for c in cells}) == len(cells) == 49
+    [cell] = task.plan(suite)
+    assert (cell.model, cell.device, cell.seed, cell.params) == (MODEL, "cpu", 0, {})
+    runs = planned_runs(task.options(suite))
+    table = [pair for pair, rate in runs if rate == 0.08]
+    assert len(table) == 45 and table[0] == (0, 1) and table[-1] == (8, 9)
+    curves = sorted((pair, rate) for pair, rate in runs if rate != 0.08)
+    assert curves == [((0, 1), 0.004), ((0, 1), 1.0), ((2, 3), 0.004), ((2, 3), 1.0)]
+    assert len(runs) == 49
+    wider = load_suite("perceptron", "full", [Override("matrix.seeds", [0, 1])])
+    assert [(c.seed, c.model) for c in task.plan(wider)] == [(0, MODEL), (1, MODEL)]
+
+
+def stored_cell(entries, **record):
+    from harness.cells import Cell, CellResult, StoredCell
+    from harness.paper.tasks.perceptron import MODEL
+
+    record = {"suite": "perceptron", "backend": "torch", "device": "cpu", "seed": 0, "status": "ok", "error": "",
+              "executor": "local", "node": "here", "queued_seconds": 0.0, "pairs": 2, "seconds": 1.5, **record}
+    cell = Cell("perceptron", "perceptron", MODEL, "torch", "cpu", 0, {}, {})
+    return StoredCell(cell, CellResult("ok", record, {"pairs": entries, "calibration": {"seconds": 0.01}}))
+
+
+def test_a_cells_pairs_read_back_as_one_record_each_with_the_cells_shared_columns():
+    from harness.paper.tasks.perceptron import pair_cells
+
+    entries = [{"record": {"pair": "0,1", "learning_rate": 0.08, "seconds": 0.2, "lp_verdict": "separable"},
+                "losses": [0.5, 0.0], "weights": [1.0], "bias": 0.0, "separability": {"verdict": "separable"}},
+               {"record": {"pair": "2,3", "learning_rate": 0.004, "seconds": 0.3}, "losses": [1.0], "weights": [2.0],
+                "bias": 1.0}]
+    units = pair_cells([stored_cell(entries)])
+    assert [u.cell.key for u in units] == ["model=pair 0-1|backend=torch|device=cpu|seed=0|learning_rate=0.08",
+                                           "model=pair 2-3|backend=torch|device=cpu|seed=0|learning_rate=0.004"]
+    first = units[0]
+    assert first.record == {"suite": "perceptron", "backend": "torch", "device": "cpu", "seed": 0, "status": "ok",
+                            "error": "", "executor": "local", "node": "here", "queued_seconds": 0.0,
+                            "model": "pair 0-1", "pair": "0,1", "learning_rate": 0.08, "seconds": 0.2,
+                            "lp_verdict": "separable"}  # the pair's seconds, not the cell's
+    assert first.result.artifacts == {"losses": [0.5, 0.0], "weights": [1.0], "bias": 0.0,
+                                      "separability": {"verdict": "separable"}, "calibration": {"seconds": 0.01}}
+    assert "separability" not in units[1].result.artifacts
+
+
+def test_claims_read_the_pairs_of_a_perceptron_cell():
+    from harness.study import claims
+    from harness.suite.study import Claim
+    from harness.tasks import task_for
+
+    entries = [{"record": {"pair": "0,1", "learning_rate": 0.08, "report_verdict": "separable",
+                           "lp_verdict": "separable"}},
+               {"record": {"pair": "1,2", "learning_rate": 0.08, "report_verdict": "inseparable",
+                           "lp_verdict": "separable"}}]
+    claim = Claim(text="inseparable", kind="all", cells={"report_verdict": "inseparable"},
+                  expect={"lp_verdict": "inseparable"})
+    [result] = claims.evaluate("perceptron", [claim], task_for("perceptron").units([stored_cell(entries)]))
+    assert result.verdict == claims.CONTRADICTED and result.parts[0].note == "not so for pair 1-2"
 
 
 def test_report_verdicts_come_from_its_list_and_its_table():
@@ -288,10 +340,24 @@ def test_a_pair_of_one_digit_is_a_user_error():
         load_suite("perceptron", "smoke", [Override("options.pairs", [[3, 3]])])
 
 
+def run_files(folder):
+    """A run folder's results.csv rows, its one cell, and that cell's pairs as records (pair_cells)."""
+    import csv
+    import json
+
+    from harness.cells import Cell, CellResult, StoredCell
+    from harness.paper.tasks.perceptron import pair_cells
+
+    with open(folder / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    cells = [StoredCell(Cell(**c["cell"]), CellResult(c["status"], c["record"], c["artifacts"], c["error"]))
+             for c in json.loads((folder / "results.json").read_text())["cells"]]
+    return rows, cells, pair_cells(cells)
+
+
 @pytest.mark.slow
 def test_perceptron_suite_smoke(reports, mnist, console):
     import csv
-    import json
 
     from harness import runner
     from harness.runner import RunRequest
@@ -299,62 +365,61 @@ def test_perceptron_suite_smoke(reports, mnist, console):
 
     overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500)]
     outcome = runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports), console)
-    with open(outcome.folder / "results.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    table = [r for r in rows if r["learning_rate"] == "0.08"]
+    rows, cells, pairs = run_files(outcome.folder)
+    # One cell (one seed, one device) trained every run together: one row in results.csv.
+    [row] = rows
+    assert (row["model"], row["pairs"], row["runs"], row["status"]) == ("digit pairs", "3", "5", "ok")
+    assert int(row["separable"]) + int(row["inseparable"]) + int(row["undecided"]) == 3
+    table = [p.record for p in pairs if p.record["learning_rate"] == 0.08]
     assert [r["pair"] for r in table] == ["0,1", "2,3", "1,2"]
-    for row in table:
-        assert row["lp_verdict"] in ("separable", "inseparable", "undecided")
+    for record in table:
+        assert record["lp_verdict"] in ("separable", "inseparable", "undecided")
         # A pair whose perceptron made no training error is separable; the LP must agree.
-        if row["train_errors"] == "0":
-            assert row["lp_verdict"] == "separable" and row["converged"] == "True"
-    assert float(table[0]["test_accuracy"]) > 98  # 0 vs 1 is easy
-    document = json.loads((outcome.folder / "results.json").read_text())
-    curve = next(c for c in document["cells"] if c["record"]["learning_rate"] == 0.004)
-    assert len(curve["artifacts"]["losses"]) == curve["record"]["iterations"] + 1
+        if record["train_errors"] == 0:
+            assert record["lp_verdict"] == "separable" and record["converged"]
+    assert table[0]["test_accuracy"] > 98  # 0 vs 1 is easy
+    assert {p.record["batch_runs"] for p in pairs} == {5}
+    curve = next(p for p in pairs if p.record["learning_rate"] == 0.004)
+    assert len(curve.result.artifacts["losses"]) == curve.record["iterations"] + 1
+    # The table of pairs still has one row per table pair.
+    with open(outcome.folder / "pairs.csv") as handle:
+        assert [r["Pair"] for r in csv.DictReader(handle)] == ["0,1", "2,3", "1,2"]
     table_md = (outcome.folder / "table.md").read_text()
     assert "| 2,3 |" in table_md
     assert "Time per phase: perceptron" in table_md and "certificate checks" in table_md and "LP " in table_md
-    # One batch trained every run: all cells report it.
-    assert {row["batch_runs"] for row in rows} == {"5"}
     for name in ("pairs.md", "learning_curves.png", "weights.png"):
         assert (outcome.folder / name).stat().st_size > 500
 
 
 @pytest.mark.slow
-def test_verdicts_decided_in_worker_processes_are_those_decided_in_the_run(reports, mnist, console, monkeypatch,
-                                                                           tmp_path):
-    import json
-
+def test_verdicts_decided_in_worker_processes_are_those_decided_in_the_cell(reports, mnist, console, monkeypatch,
+                                                                            tmp_path):
     from harness import runner
-    from harness.backends import base
+    from harness.data import data_dir
     from harness.runner import RunRequest
     from harness.suite.overrides import Override
-
-    from harness.data import data_dir
 
     overrides = [Override("data.train_samples", 1500), Override("data.test_samples", 500),
                  Override("options.curve_pairs", [])]
     source = data_dir() / "mnist"
     verdicts = {}
     for threads in (1, 2):
-        monkeypatch.setattr(base, "framework_threads", lambda threads=threads: threads)
+        monkeypatch.setenv("HARNESS_THREADS", str(threads))
         monkeypatch.setenv("HARNESS_DATA", str(tmp_path / f"data-{threads}"))  # no verdict from the cache
         (tmp_path / f"data-{threads}").mkdir()
         (tmp_path / f"data-{threads}" / "mnist").symlink_to(source, target_is_directory=True)
         outcome = runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports / str(threads)),
                              console)
-        cells = json.loads((outcome.folder / "results.json").read_text())["cells"]
-        verdicts[threads] = {c["record"]["pair"]: (c["record"]["lp_verdict"], c["record"]["lp_form"],
-                                                   c["record"]["lp_workers"], c["record"]["lp_cached"]) for c in cells}
+        _, _, pairs = run_files(outcome.folder)
+        verdicts[threads] = {p.record["pair"]: (p.record["lp_verdict"], p.record["lp_form"], p.record["lp_workers"],
+                                                p.record["lp_cached"]) for p in pairs}
     assert {pair: v[:2] for pair, v in verdicts[1].items()} == {pair: v[:2] for pair, v in verdicts[2].items()}
     assert {v[2] for v in verdicts[1].values()} == {1} and {v[2] for v in verdicts[2].values()} == {2}
     assert not any(v[3] for run in verdicts.values() for v in run.values())
 
 
+@pytest.mark.slow
 def test_repeats_retrain_the_batch_for_timing_and_keep_the_first_results(reports, mnist, console):
-    import json
-
     from harness import runner
     from harness.runner import RunRequest
     from harness.suite.overrides import Override
@@ -365,23 +430,26 @@ def test_repeats_retrain_the_batch_for_timing_and_keep_the_first_results(reports
                      Override("repeats", repeats)]
         outcome = runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports, resume="no"),
                              console)
-        return json.loads((outcome.folder / "results.json").read_text())["cells"]
+        return run_files(outcome.folder)
 
-    once, thrice = run(1), run(3)
-    assert [c["cell"]["model"] for c in thrice] == ["pair 0-1", "pair 2-3", "pair 1-2"]
+    (_, [once_cell], once), (_, [thrice_cell], thrice) = run(1), run(3)
+    assert "timings" not in once_cell.result.artifacts
+    batch_timings = thrice_cell.result.artifacts["timings"]["seconds"]
+    assert len(batch_timings) == 3 and thrice_cell.record["seconds"] == pytest.approx(float(np.median(batch_timings)))
+    assert [p.cell.model for p in thrice] == ["pair 0-1", "pair 2-3", "pair 1-2"]
     for alone, repeated in zip(once, thrice):
-        assert "timings" not in alone["artifacts"]
-        timings = repeated["artifacts"]["timings"]
+        assert "timings" not in alone.result.artifacts
+        timings = repeated.result.artifacts["timings"]
         assert len(timings["seconds"]) == 3 and len(timings["batch_seconds"]) == 3
-        assert repeated["record"]["seconds"] == pytest.approx(float(np.median(timings["seconds"])))
+        assert repeated.record["seconds"] == pytest.approx(float(np.median(timings["seconds"])))
         # Retraining only times: the results are those of one training.
         for key in ("test_accuracy", "iterations", "converged", "final_loss"):
-            assert repeated["record"][key] == alone["record"][key]
-        assert repeated["artifacts"]["weights"] == alone["artifacts"]["weights"]
+            assert repeated.record[key] == alone.record[key]
+        assert repeated.result.artifacts["weights"] == alone.result.artifacts["weights"]
 
 
 @pytest.mark.slow
-def test_a_second_run_in_the_same_process_trains_and_times_the_batch_again(reports, mnist, console, monkeypatch):
+def test_each_run_trains_its_own_batch_nothing_is_kept_between_runs(reports, mnist, console, monkeypatch):
     from harness import runner
     from harness.runner import RunRequest
     from harness.suite.overrides import Override
@@ -393,4 +461,4 @@ def test_a_second_run_in_the_same_process_trains_and_times_the_batch_again(repor
                  Override("options.curve_pairs", []), Override("options.separability", False)]
     for _ in range(2):  # as harness nightly measures a suspect suite again, in one process
         runner.run(RunRequest("perceptron", "smoke", overrides=overrides, reports=reports, resume="no"), console)
-    assert len(calls) == 2  # one batch per run, shared by its three cells
+    assert len(calls) == 2  # one cell per run, each training its batch

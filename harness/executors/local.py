@@ -56,8 +56,6 @@ class LocalExecutor:
         # Every cell is queued when the run hands them over; each waits for the ones before it.
         submitted = time.time()
         host = socket.gethostname()
-        for index, (position, cell) in enumerate(cells):
-            context.upcoming = tuple(later for _, later in cells[index:])
+        for position, cell in cells:
             started = time.time()
             yield position, cell, placed(run_cell(cell, context), self.name, host, started - submitted)
-        context.upcoming = ()

@@ -84,8 +84,11 @@ class Task(ABC):
     uses_backends: ClassVar[bool] = True
     #: Whether cells read the suite's dataset (the runner fetches and verifies it first).
     uses_dataset: ClassVar[bool] = True
-    #: Whether a cell's timings are measured while that cell runs (so the calibration around it applies).
-    times_cells: ClassVar[bool] = True
+
+    def units(self, cells: list[StoredCell]) -> list[StoredCell]:
+        """The units of work among ``cells``, one record each, as claims read them: the cells themselves,
+        unless a task's cell does several (the perceptron's trains every digit pair in one)."""
+        return cells
 
     def summary(self, result: CellResult) -> str:
         """One line about a finished cell for the run's log."""

@@ -92,7 +92,7 @@ class Attempt:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class SeparabilityVerdict:
     """Whether two classes are linearly separable, and how that was established."""
 
     verdict: Literal["separable", "inseparable", "undecided"]
@@ -111,7 +111,7 @@ class Verdict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Verdict":
+    def from_dict(cls, data: dict) -> "SeparabilityVerdict":
         attempts = [Attempt(**attempt) for attempt in data.get("attempts", [])]
         return cls(**{**data, "attempts": attempts})
 
@@ -128,7 +128,7 @@ def decide(
     logistic: bool = True,
     cutting_plane: bool = True,
     route: LogisticRoute | None = None,
-) -> Verdict:
+) -> SeparabilityVerdict:
     """Decide separability of ``rows`` (N, features) labelled ``signs`` in {-1, +1}.
 
     ``separating`` and ``hyperplane`` (each ``(w, b)``, e.g. a perceptron's) are checked first: one
@@ -151,8 +151,9 @@ def decide(
     attempts: list[Attempt] = []
     checks = _Clock()
 
-    def verdict(answer: str, form: str, certificate: float | None) -> Verdict:
-        return Verdict(answer, form, _total(attempts), certificate, attempts, check_seconds=round(checks.seconds, 3))
+    def verdict(answer: str, form: str, certificate: float | None) -> SeparabilityVerdict:
+        return SeparabilityVerdict(answer, form, _total(attempts), certificate, attempts,
+                                   check_seconds=round(checks.seconds, 3))
 
     margins = None
     for candidate, name in ((separating, "perceptron, continued"), (hyperplane, "perceptron")):
@@ -603,7 +604,7 @@ def decide_cached(
     separating: tuple[np.ndarray, float] | None = None,
     nearly: bool = False,
     route: LogisticRoute | None = None,
-) -> Verdict:
+) -> SeparabilityVerdict:
     """:func:`decide`, reading and writing the on-disk cache; ``label`` (e.g. "mnist 2,3") is stored for readers.
 
     A cached verdict is certified data of the same hash, whichever route decided it.
@@ -617,7 +618,7 @@ def decide_cached(
     try:
         stored = json.loads(path.read_text())
         if stored.get("version") == CACHE_VERSION:
-            return Verdict.from_dict({**stored["verdict"], "cached": True})
+            return SeparabilityVerdict.from_dict({**stored["verdict"], "cached": True})
     except (OSError, ValueError, KeyError, TypeError):
         pass  # missing or unreadable: decide again and overwrite
     verdict = decide(rows, signs, time_limit=time_limit, order=order, hyperplane=hyperplane, separating=separating,

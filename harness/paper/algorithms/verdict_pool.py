@@ -1,17 +1,17 @@
-"""Separability verdicts of many sets, decided in worker processes ahead of the cells that read them.
+"""Separability verdicts of many sets, decided in worker processes while their reader waits for each in turn.
 
-A perceptron run asks for one verdict per digit pair, one cell after another. Each is a few seconds
+A perceptron cell asks for one verdict per digit pair, one pair after another. Each is a few seconds
 of single-threaded work (logistic regression, then HiGHS), and HiGHS holds Python's GIL while it
 solves, so threads would only take turns: the verdicts are decided in ``workers`` processes instead,
-in the order the cells will ask for them, each worker on one BLAS thread. A cell then waits only for
-its own verdict, usually already there.
+in the order the cell will ask for them, each worker on one BLAS thread. The cell then waits only for
+each verdict in turn, usually already there. The cell starts the pool and closes it before it ends.
 
 Only a few sets are handed over at a time (``ahead`` beyond the one being waited for), so a 45-pair
-run holds a handful of 12,000-image pairs in memory rather than all of them. Workers are spawned, not
+cell holds a handful of 12,000-image pairs in memory rather than all of them. Workers are spawned, not
 forked: the parent has torch's thread pools running, which a forked child must not inherit.
 
-A worker that dies (killed, out of memory) does not fail the cells: a verdict the pool cannot give is
-decided in this process instead. Ctrl-C while a cell waits stops the workers at once.
+A worker that dies (killed, out of memory) does not fail the cell: a verdict the pool cannot give is
+decided in this process instead. Ctrl-C while the cell waits stops the workers at once.
 
 Before any of that, while the perceptrons train (on one thread), a :class:`HeadStart` works out the
 part of each verdict that needs no perceptron, the logistic route, on the cores the training leaves
@@ -29,14 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.paper.algorithms.separability import LogisticRoute, Verdict, cache_dir, data_hash, decide_cached, logistic_route
+from harness.paper.algorithms.separability import (LogisticRoute, SeparabilityVerdict, cache_dir, data_hash,
+                                                   decide_cached, logistic_route)
 from harness.threads import blas_threads
 
 #: What a job is: its key, and a function giving ``decide_cached``'s arguments (built only when it is handed over).
 Job = tuple[Hashable, Callable[[], tuple[tuple, dict[str, Any]]]]
 
 
-def _decide_in_worker(args: tuple, kwargs: dict[str, Any]) -> Verdict:
+def _decide_in_worker(args: tuple, kwargs: dict[str, Any]) -> SeparabilityVerdict:
     with blas_threads(1):  # one BLAS thread per worker: the workers are the parallelism
         return decide_cached(*args, **kwargs)
 
@@ -65,7 +66,7 @@ class VerdictPool:
         """The jobs whose verdicts are still to be handed out."""
         return [*self._futures, *(key for key, _ in self._waiting)]
 
-    def verdict(self, key: Hashable) -> Verdict:
+    def verdict(self, key: Hashable) -> SeparabilityVerdict:
         """The verdict of job ``key``, decided in a worker (or here, if the pool is gone)."""
         while key not in self._futures and self._pool is not None and self._waiting:
             self._hand_over_next()
@@ -179,8 +180,8 @@ class HeadStart:
         self._stopped = False
 
     def stop(self, now: bool = False) -> None:
-        """Take no more jobs; ``now`` also ends the ones being worked out (Ctrl-C)."""
-        if not self._stopped:
+        """Take no more jobs; ``now`` also ends the ones being worked out (Ctrl-C), also after a plain stop."""
+        if now or not self._stopped:
             self._stopped = True
             _shut_down(self._pool, now)
 

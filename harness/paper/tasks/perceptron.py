@@ -1,13 +1,17 @@
 """The perceptron task (report Task 2): one perceptron per digit pair, and an exact separability check.
 
-Cells are pair x device x seed at the suite's learning rate (the "table" cells), plus the learning-
-curve pairs at each of the other curve learning rates. A cell trains :mod:`harness.paper.algorithms.perceptron` on
-every training image of the two digits (the training pool of ``harness.data.split``; a validation
-share, if the suite sets one, is left unused) and measures train and test accuracy. A table cell
-also decides by linear programming whether the pair's training set is linearly separable
-(:mod:`harness.paper.algorithms.separability`, cached per data hash), so the perceptron's verdict ("converged") can
-be checked against the truth, and so can the report's.
+A cell is one seed x device (the suite's matrix): it trains every perceptron of the suite together,
+vectorised (:mod:`harness.paper.algorithms.perceptron`: the table pairs at the suite's learning rate and
+the learning-curve pairs at each curve rate), on every training image of the two digits (the training
+pool of ``harness.data.split``; a validation share, if the suite sets one, is left unused), and
+measures train and test accuracy. It then decides by linear programming whether each table pair's
+training set is linearly separable (:mod:`harness.paper.algorithms.separability`, cached per data
+hash; in worker processes the cell starts and stops itself), so the perceptron's verdict
+("converged") can be checked against the truth, and so can the report's. Nothing outlives the cell: a
+run killed part-way runs the whole cell again.
 
+The cell keeps each perceptron (pair x learning rate) as an entry of its ``pairs`` artifact;
+:func:`pair_cells` turns them back into one record per pair, which the tables, figures and claims read.
 Rendering writes Table 2.1 mirrored with the report's numbers, a table of every pair with both
 verdicts and every disagreement flagged, the learning curves (Fig. 2.2, 2.4) and the weights of one
 pair as a 28x28 image (Fig. 2.3).
@@ -17,8 +21,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,7 +41,8 @@ from harness.tasks.training import data_splits, suite_splits
 if TYPE_CHECKING:
 
     from harness.paper.algorithms.perceptron import PerceptronResult
-    from harness.paper.algorithms.verdict_pool import HeadStart, VerdictPool
+    from harness.paper.algorithms.separability import LogisticRoute, SeparabilityVerdict
+    from harness.paper.algorithms.verdict_pool import HeadStart
     from harness.suite.schema import DataSettings, Suite
 
 Pair = tuple[int, int]
@@ -129,87 +133,81 @@ def parse_pair(model: str) -> Pair:
     return int(first), int(second)
 
 
-@dataclass
-class Batch:
-    """Every perceptron of a suite for one seed and device, trained together (see :func:`trained`)."""
+def record_pair(record: dict[str, Any]) -> Pair:
+    """The pair of a perceptron's record (its ``pair`` column reads "a,b")."""
+    first, second = record["pair"].split(",")
+    return int(first), int(second)
+
+
+MODEL = "digit pairs"
+"""The model name of every cell: one cell per seed and device trains every perceptron of the suite."""
+
+#: Columns of a cell's record that each of its pairs shares: where and how the cell ran.
+SHARED = ("suite", "backend", "device", "seed", "status", "error", "executor", "node", "queued_seconds")
+
+
+def planned_runs(options: PerceptronOptions) -> list[tuple[Pair, float]]:
+    """Every (pair, learning rate) a cell trains: the table pairs at the table's rate, then the curve pairs at
+    each curve rate (a curve at the table's rate is the table's run)."""
+    wanted = [(pair, options.learning_rate) for pair in options.pair_list]
+    wanted += [(tuple(pair), rate) for pair in options.curve_pairs for rate in options.curve_learning_rates]
+    return list(dict.fromkeys(wanted))
+
+
+@dataclass(frozen=True)
+class Training:
+    """Every perceptron of a cell, trained together, and the seconds of each training of the batch."""
 
     results: dict[tuple[Pair, float], "PerceptronResult"]
-    runs: int
-    seconds: float
-    """Wall-clock seconds of :func:`harness.paper.algorithms.perceptron.train_pairs`, data preparation included."""
-    splits: Any
-    #: With the suite's ``repeats`` above 1, every training of the batch timed: each result's seconds
-    #: (its share of the joint loop) and the batch's, one entry per repeat.
-    timings: dict[tuple[Pair, float], list[float]] | None = None
-    batch_timings: list[float] | None = None
-    verdicts: "VerdictPool | None" = None
-    """The separability verdicts of the table cells this process runs next, decided ahead in worker processes."""
-    head_start: "HeadStart | None" = None
-    """Their logistic routes, worked out while the batch trained."""
-    ahead_seconds: dict[Pair, float] = field(default_factory=dict)
-    """Per pair whose route came from the head start: its seconds (spent while the batch trained)."""
+    batch_seconds: list[float]
+    """Wall-clock seconds of :func:`harness.paper.algorithms.perceptron.train_pairs` (data preparation
+    included), one entry per repeat."""
+    seconds: dict[tuple[Pair, float], list[float]]
+    """Per run, its share of the joint loop in each repeat."""
+
+    @property
+    def repeated(self) -> bool:
+        return len(self.batch_seconds) > 1
 
 
-_BATCH: dict[tuple, Batch] = {}
+def train_all(suite: "Suite", options: PerceptronOptions, splits: Any, seed: int, device: str,
+              routes: "HeadStart | None") -> Training:
+    """Every perceptron of the suite at once (:func:`harness.paper.algorithms.perceptron.train_pairs`: one
+    pass over the data per update serves every pair and learning rate), on one thread; ``routes``, the
+    head start working on the other cores meanwhile, is stopped when the training ends.
 
-
-def trained(suite: "Suite", options: PerceptronOptions, splits: Any, pair: Pair, rate: float, seed: int,
-            device: str, run_dir: Path, ahead: Sequence[Pair] = ()) -> tuple["PerceptronResult", Batch]:
-    """The perceptron of ``pair`` at ``rate``, from the suite's batch for ``seed`` and ``device``.
-
-    The first cell to ask trains every pair and learning rate of the suite at once
-    (:func:`harness.paper.algorithms.perceptron.train_pairs`: one pass over the data per update serves every
-    pair); the other cells of the run take their result from it. A run of a few cells (``model=``)
-    or another executor's process trains the whole batch too (all 45 MNIST pairs: about as long as a
-    handful of pairs one by one). The training runs on one thread: the other cores meanwhile work out
-    the logistic routes of the separability verdicts of the table pairs ``ahead`` (:func:`head_start`).
+    Repeats (the suite's ``repeats``) train the same batch again only to time it: training from a fixed
+    start is deterministic, so the first training's results stand for all.
     """
     from harness.paper.algorithms import perceptron
 
-    # The run is part of the key: another run in this process (harness nightly measuring a suspect
-    # again, bench_gate) trains and times the batch afresh instead of reporting the first run's seconds.
-    key = (str(run_dir), suite.name, suite.config_hash, seed, device)
-    batch = _BATCH.get(key)
-    if batch is None or batch.splits is not splits or (pair, rate) not in batch.results:
-        wanted = [(p, options.learning_rate) for p in options.pair_list]
-        wanted += [(tuple(p), r) for p in options.curve_pairs for r in options.curve_learning_rates]
-        wanted = list(dict.fromkeys([*wanted, (pair, rate)]))
-        runs = [perceptron.Run(p, r, options.init_std, seed) for p, r in wanted]
-        trainings, batch_seconds = [], []
-        routes = head_start(suite, options, ahead)
-        # Repeats (the suite's ``repeats``) train the same batch again only to time it: training from a
-        # fixed start is deterministic, so the first training's results stand for all.
-        try:
-            for _ in range(suite.repeats):
-                start = time.perf_counter()
-                trainings.append(perceptron.train_pairs(splits.x_train, splits.y_train, runs,
-                                                        max_iterations=options.max_iterations,
-                                                        threshold=options.threshold, device=device))
-                batch_seconds.append(time.perf_counter() - start)
-        finally:
-            if routes is not None:
-                routes.stop(now=len(trainings) < suite.repeats)  # interrupted: end the workers too
-        timings = {wanted_run: [training[index].seconds for training in trainings]
-                   for index, wanted_run in enumerate(wanted)} if len(trainings) > 1 else None
-        for old in _BATCH.values():
-            if old.verdicts is not None:
-                old.verdicts.close(stop=True)
-        _BATCH.clear()  # one batch at a time: a run has one seed and device per cell
-        batch = _BATCH[key] = Batch(dict(zip(wanted, trainings[0])), len(runs), batch_seconds[0], splits, timings,
-                                    batch_seconds if timings else None, head_start=routes)
-    return batch.results[(pair, rate)], batch
+    wanted = planned_runs(options)
+    runs = [perceptron.Run(pair, rate, options.init_std, seed) for pair, rate in wanted]
+    trainings, batch_seconds = [], []
+    try:
+        for _ in range(suite.repeats):
+            start = time.perf_counter()
+            trainings.append(perceptron.train_pairs(splits.x_train, splits.y_train, runs,
+                                                    max_iterations=options.max_iterations,
+                                                    threshold=options.threshold, device=device))
+            batch_seconds.append(time.perf_counter() - start)
+    finally:
+        if routes is not None:
+            routes.stop(now=len(trainings) < suite.repeats)  # interrupted: end the workers too
+    return Training(dict(zip(wanted, trainings[0])), batch_seconds,
+                    {run: [training[index].seconds for training in trainings] for index, run in enumerate(wanted)})
 
 
-def head_start(suite: "Suite", options: PerceptronOptions, pairs: Sequence[Pair]) -> "HeadStart | None":
-    """Worker processes that work out the logistic routes of ``pairs``' verdicts while the batch trains on
-    one thread, one per other thread the run may use; None where there is no other thread or nothing to decide."""
+def head_start(suite: "Suite", options: PerceptronOptions) -> "HeadStart | None":
+    """Worker processes that work out the logistic routes of the table pairs' verdicts while the batch trains
+    on one thread, one per other thread the run may use; None where there is no other thread or nothing to decide."""
     from harness.paper.algorithms.verdict_pool import HeadStart
     from harness.threads import framework_threads
 
     workers = framework_threads() - 1
-    if not options.separability or workers < 1 or not pairs:
+    if not options.separability or workers < 1 or not options.pair_list:
         return None
-    return HeadStart(functools.partial(training_set, suite.data), pairs, workers, options.lp_time_limit)
+    return HeadStart(functools.partial(training_set, suite.data), options.pair_list, workers, options.lp_time_limit)
 
 
 def training_set(settings: "DataSettings") -> tuple[np.ndarray, np.ndarray]:
@@ -218,54 +216,175 @@ def training_set(settings: "DataSettings") -> tuple[np.ndarray, np.ndarray]:
     return splits.x_train, splits.y_train
 
 
-def table_pairs(options: PerceptronOptions, cell: Cell, cells: tuple[Cell, ...]) -> list[Pair]:
-    """The table pairs (the ones whose separability is decided) of the ``cells`` that share ``cell``'s seed
-    and device, in the order of ``cells``."""
-    pairs = [parse_pair(other.model) for other in cells
-             if (other.task, other.seed, other.device) == (cell.task, cell.seed, cell.device)
-             and float(other.params.get("learning_rate", -1)) == options.learning_rate]
-    return [pair for pair in dict.fromkeys(pairs) if pair in options.pair_list]
+@dataclass(frozen=True)
+class Decided:
+    """A table pair's separability verdict, and how it was reached."""
+
+    verdict: "SeparabilityVerdict"
+    workers: int
+    """The processes that decided the cell's verdicts side by side (1: one by one in the cell's own)."""
+    ahead_seconds: float
+    """Seconds of its logistic route worked out by the head start while the batch trained (0: none)."""
 
 
-def verdict_arguments(suite: "Suite", options: PerceptronOptions, batch: Batch, pair: Pair,
-                      data: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[tuple, dict[str, Any]]:
-    """``decide_cached``'s arguments for ``pair``'s training set, given its perceptron in ``batch`` (and the
-    logistic route, where the batch's head start worked it out)."""
+def verdict_arguments(suite: "Suite", options: PerceptronOptions, result: "PerceptronResult", splits: Any,
+                      pair: Pair, route: "LogisticRoute | None") -> tuple[tuple, dict[str, Any]]:
+    """``decide_cached``'s arguments for ``pair``'s training set, given its perceptron ``result`` (and the
+    logistic ``route``, where the head start worked it out)."""
     from harness.paper.algorithms.perceptron import pair_data
     from harness.paper.algorithms.separability import cache_dir
 
-    result = batch.results[(pair, options.learning_rate)]
-    rows, signs = data if data is not None else pair_data(batch.splits.x_train, batch.splits.y_train, pair)
+    rows, signs = pair_data(splits.x_train, splits.y_train, pair)
     # The perceptron's own hyperplane is checked first (a certificate when it separates every sample, so
     # no LP runs); one that converged starts the correcting LP, then the logistic route and the cutting
     # plane (harness.paper.algorithms.separability.decide). Then the full forms, the one that proves the
     # likely answer first: the other may spend its whole limit.
     order = ("direct", "hull") if result.converged else ("hull", "direct")
     label = f"{suite.data.dataset} {pair[0]},{pair[1]} ({len(rows)} samples)"
-    route = batch.head_start.route(pair) if batch.head_start is not None else None
-    if route is not None:
-        batch.ahead_seconds[pair] = sum(attempt.seconds for attempt in route.attempts)
     return (rows, signs), {"time_limit": options.lp_time_limit, "order": order, "label": label, "folder": cache_dir(),
                            "hyperplane": result.hyperplane, "separating": result.separating,
                            "nearly": result.converged, "route": route}
 
 
-def start_verdicts(batch: Batch, suite: "Suite", options: PerceptronOptions, cell: Cell,
-                   upcoming: tuple[Cell, ...]) -> None:
-    """Decide the separability of the table pairs among the ``upcoming`` cells of ``cell``'s seed and device
-    in worker processes, one per thread the run may use, so each cell finds its verdict ready."""
+def separability_verdicts(suite: "Suite", options: PerceptronOptions, splits: Any, training: Training,
+                          routes: "HeadStart | None") -> dict[Pair, Decided]:
+    """The separability verdict of every table pair (none without ``options.separability``).
+
+    Decided in worker processes, one per thread the run may use (a :class:`VerdictPool` this cell starts
+    and closes, also when interrupted), in table order; on one thread, one by one in this process.
+    """
+    from harness.paper.algorithms.perceptron import torch_threads
+    from harness.paper.algorithms.separability import decide_cached
     from harness.paper.algorithms.verdict_pool import VerdictPool
     from harness.threads import framework_threads
 
-    if not options.separability or (batch.verdicts is not None and batch.verdicts.keys):
-        return
-    pairs = table_pairs(options, cell, upcoming)
+    pairs = options.pair_list if options.separability else []
+    ahead: dict[Pair, float] = {}
+
+    def arguments(pair: Pair) -> tuple[tuple, dict[str, Any]]:
+        route = routes.route(pair) if routes is not None else None
+        if route is not None:
+            ahead[pair] = sum(attempt.seconds for attempt in route.attempts)
+        return verdict_arguments(suite, options, training.results[(pair, options.learning_rate)], splits, pair, route)
+
     workers = min(framework_threads(), len(pairs))
+    verdicts: dict[Pair, "SeparabilityVerdict"] = {}
     if workers < 2:
-        return  # one at a time: in this process, when its cell asks
-    jobs = [(pair, functools.partial(verdict_arguments, suite, options, batch, pair))
-            for pair in pairs if (pair, options.learning_rate) in batch.results]
-    batch.verdicts = VerdictPool(jobs, workers)
+        workers = 1
+        for pair in pairs:
+            args, kwargs = arguments(pair)
+            with torch_threads(1), blas_threads(1):  # small products: one thread, robust to a busy neighbour
+                verdicts[pair] = decide_cached(*args, **kwargs)
+    else:
+        pool = VerdictPool([(pair, functools.partial(arguments, pair)) for pair in pairs], workers)
+        try:
+            verdicts = {pair: pool.verdict(pair) for pair in pairs}
+        finally:
+            pool.close(stop=True)  # closed already once every verdict is out; else (Ctrl-C, an error) ends the workers
+    return {pair: Decided(verdicts[pair], workers, ahead.get(pair, 0.0)) for pair in pairs}
+
+
+def separability_columns(decided: Decided, pair: Pair, converged: bool, suite: "Suite",
+                         options: PerceptronOptions) -> dict[str, Any]:
+    """A table pair's LP columns, with its disagreements: the perceptron's verdict or the report's against the LP's."""
+    verdict = decided.verdict
+    lp = verdict.verdict
+    flags = []
+    if lp != "undecided":
+        if converged != (lp == "separable"):
+            flags.append("perceptron " + ("converged" if converged else "hit the cap"))
+        report = options.report_verdict(pair)
+        # The report's verdicts are about the whole training set; a subset may well be separable.
+        if report is not None and report != lp and suite.data.train_samples is None:
+            flags.append(f"report says {report}")
+    return {"lp_verdict": lp, "lp_form": verdict.form, "lp_seconds": verdict.seconds, "lp_cached": verdict.cached,
+            "lp_certificate": verdict.certificate, "lp_check_seconds": verdict.check_seconds,
+            "lp_workers": decided.workers,
+            "lp_ahead_seconds": 0.0 if verdict.cached else round(decided.ahead_seconds, 3),
+            "disagreement": "; ".join(flags)}
+
+
+def pair_entry(pair: Pair, rate: float, training: Training, splits: Any, device: str, suite: "Suite",
+               options: PerceptronOptions, decided: Decided | None) -> dict[str, Any]:
+    """One perceptron of a cell as the cell keeps it: its ``record`` (the columns of its table row) beside
+    its losses, weights and bias (and its verdict and timings, where it has them)."""
+    from harness.paper.algorithms import perceptron
+
+    result = training.results[(pair, rate)]
+    rows, signs = perceptron.pair_data(splits.x_train, splits.y_train, pair)
+    test_rows, test_signs = perceptron.pair_data(splits.x_test, splits.y_test, pair)
+    predicted = perceptron.predict(result.weights, result.bias, rows)
+    record: dict[str, Any] = {
+        "device": device,
+        "pair": f"{pair[0]},{pair[1]}",
+        "learning_rate": rate,
+        "init_std": options.init_std,
+        "max_iterations": options.max_iterations,
+        "threshold": options.threshold,
+        "train_samples": len(rows),
+        "test_samples": len(test_rows),
+        "converged": result.converged,
+        "iterations": result.iterations,
+        "seconds": result.seconds,
+        "kernel": result.kernel,
+        "batch_runs": len(training.results),
+        "batch_seconds": training.batch_seconds[0],
+        "final_loss": result.final_loss,
+        "train_errors": int(np.sum(predicted != signs)),
+        "train_accuracy": 100.0 * float(np.mean(predicted == signs)),
+        "test_accuracy": 100.0 * perceptron.accuracy(result.weights, result.bias, test_rows, test_signs),
+        "report_verdict": options.report_verdict(pair),
+    }
+    entry: dict[str, Any] = {"losses": result.losses, "weights": result.weights.tolist(), "bias": result.bias}
+    if training.repeated:
+        entry["timings"] = {"seconds": training.seconds[(pair, rate)], "batch_seconds": training.batch_seconds}
+        record.update(seconds=float(np.median(training.seconds[(pair, rate)])),
+                      batch_seconds=float(np.median(training.batch_seconds)))
+    if decided is not None and rate == options.learning_rate:
+        entry["separability"] = decided.verdict.as_dict()
+        record.update(separability_columns(decided, pair, result.converged, suite, options))
+    return {"record": record, **entry}
+
+
+def cell_record(entries: list[dict[str, Any]], training: Training, device: str,
+                options: PerceptronOptions) -> dict[str, Any]:
+    """A cell's own row of ``results.csv``: the batch's seconds and how its table pairs came out."""
+    table = [entry["record"] for entry in entries if entry["record"]["learning_rate"] == options.learning_rate
+             and record_pair(entry["record"]) in options.pair_list]
+    record: dict[str, Any] = {
+        "device": device,
+        "pairs": len(table),
+        "runs": len(training.results),
+        "seconds": float(np.median(training.batch_seconds)),
+        "kernel": ", ".join(sorted({result.kernel for result in training.results.values()})),
+        "converged": sum(bool(row["converged"]) for row in table),
+    }
+    if options.separability:
+        verdicts = [row.get("lp_verdict") for row in table]
+        record.update({name: verdicts.count(name) for name in ("separable", "inseparable", "undecided")})
+        record["disagreements"] = sum(bool(row.get("disagreement")) for row in table)
+    return record
+
+
+def pair_cells(cells: list[StoredCell]) -> list[StoredCell]:
+    """Each pair of the finished ``cells`` as a cell of its own (model ``pair a-b``, its learning rate as a
+    parameter), its record the pair's columns and its cell's :data:`SHARED` ones: what the tables, figures
+    and claims read, one per pair and learning rate."""
+    out = []
+    for stored in cells:
+        if not stored.result.ok:
+            continue
+        shared = {key: stored.record[key] for key in SHARED if key in stored.record}
+        calibration = stored.result.artifacts.get("calibration")
+        for entry in stored.result.artifacts.get("pairs", []):
+            record = entry["record"]
+            cell = replace(stored.cell, model=pair_name(record_pair(record)),
+                           params={"learning_rate": record["learning_rate"]})
+            artifacts = {key: value for key, value in entry.items() if key != "record"}
+            if calibration is not None:
+                artifacts["calibration"] = calibration
+            out.append(StoredCell(cell, CellResult("ok", {**shared, "model": cell.model, **record}, artifacts)))
+    return out
 
 
 class PerceptronTask(Task):
@@ -273,105 +392,46 @@ class PerceptronTask(Task):
 
     name = "perceptron"
     Options = PerceptronOptions
-    times_cells = False  # the first cell trains (and times) every pair of the batch: see trained()
-    columns = ("suite", "model", "device", "seed", "learning_rate", "converged", "iterations", "seconds",
-               "train_accuracy", "test_accuracy", "train_errors", "lp_verdict", "lp_form", "lp_seconds",
-               "report_verdict", "disagreement", "status", "error")
+    columns = ("suite", "model", "device", "seed", "pairs", "runs", "seconds", "converged", "separable",
+               "inseparable", "undecided", "disagreements", "status", "error")
 
     def plan(self, suite: "Suite") -> list[Cell]:
-        options = self.options(suite)
         if suite.matrix.backends != ["torch"]:
             raise UserError(f"suite {suite.name}: the perceptron runs on torch only; set matrix.backends = ['torch']")
-        wanted: list[tuple[Pair, float]] = [(pair, options.learning_rate) for pair in options.pair_list]
-        wanted += [(tuple(pair), rate) for pair in options.curve_pairs for rate in options.curve_learning_rates]
-        # A curve cell at the table's rate is the table cell: dict.fromkeys drops the repeat.
-        return self.matrix_cells(suite, [(pair_name(pair), {"learning_rate": rate})
-                                         for pair, rate in dict.fromkeys(wanted)])
+        return self.matrix_cells(suite, [(MODEL, {})])
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
-        from harness.paper.algorithms import perceptron
-
         setup = self.setup(cell)
         suite, options, device = setup.suite, setup.options, setup.device
-        pair = parse_pair(cell.model)
-        rate = float(cell.params["learning_rate"])
         splits = suite_splits(suite)
-        rows, signs = perceptron.pair_data(splits.x_train, splits.y_train, pair)
-        test_rows, test_signs = perceptron.pair_data(splits.x_test, splits.y_test, pair)
-        result, batch = trained(suite, options, splits, pair, rate, cell.seed, device, context.run_dir,
-                                table_pairs(options, cell, (cell, *context.upcoming)))
-        start_verdicts(batch, suite, options, cell, context.upcoming)
-        predicted = perceptron.predict(result.weights, result.bias, rows)
-        record: dict[str, Any] = {
-            "device": device,
-            "pair": f"{pair[0]},{pair[1]}",
-            "learning_rate": rate,
-            "init_std": options.init_std,
-            "max_iterations": options.max_iterations,
-            "threshold": options.threshold,
-            "train_samples": len(rows),
-            "test_samples": len(test_rows),
-            "converged": result.converged,
-            "iterations": result.iterations,
-            "seconds": result.seconds,
-            "kernel": result.kernel,
-            "batch_runs": batch.runs,
-            "batch_seconds": batch.seconds,
-            "final_loss": result.final_loss,
-            "train_errors": int(np.sum(predicted != signs)),
-            "train_accuracy": 100.0 * float(np.mean(predicted == signs)),
-            "test_accuracy": 100.0 * perceptron.accuracy(result.weights, result.bias, test_rows, test_signs),
-            "report_verdict": options.report_verdict(pair),
-        }
-        artifacts: dict[str, Any] = {"losses": result.losses, "weights": result.weights.tolist(),
-                                     "bias": result.bias}
-        if batch.timings:
-            artifacts["timings"] = {"seconds": batch.timings[(pair, rate)], "batch_seconds": batch.batch_timings}
-            record.update(seconds=float(np.median(batch.timings[(pair, rate)])),
-                          batch_seconds=float(np.median(batch.batch_timings)))
-        if options.separability and pair in options.pair_list and rate == options.learning_rate:
-            record.update(self._separability(rows, signs, pair, result, suite, options, artifacts, batch))
-        return CellResult("ok", record, artifacts)
+        routes = head_start(suite, options)
+        try:
+            training = train_all(suite, options, splits, cell.seed, device, routes)
+            verdicts = separability_verdicts(suite, options, splits, training, routes)
+        except BaseException:
+            if routes is not None:
+                routes.stop(now=True)  # no worker outlives the cell
+            raise
+        entries = [pair_entry(pair, rate, training, splits, device, suite, options, verdicts.get(pair))
+                   for pair, rate in training.results]
+        artifacts: dict[str, Any] = {"pairs": entries}
+        if training.repeated:
+            artifacts["timings"] = {"seconds": training.batch_seconds}
+        return CellResult("ok", cell_record(entries, training, device, options), artifacts)
 
-    @staticmethod
-    def _separability(rows: np.ndarray, signs: np.ndarray, pair: Pair, result: "PerceptronResult", suite: "Suite",
-                      options: PerceptronOptions, artifacts: dict[str, Any], batch: Batch) -> dict[str, Any]:
-        from harness.paper.algorithms.perceptron import torch_threads
-        from harness.paper.algorithms.separability import decide_cached
-
-        converged = result.converged
-        workers = 1
-        if batch.verdicts is not None and pair in batch.verdicts.keys:
-            verdict, workers = batch.verdicts.verdict(pair), batch.verdicts.workers
-        else:
-            args, kwargs = verdict_arguments(suite, options, batch, pair, (rows, signs))
-            with torch_threads(1), blas_threads(1):  # small products: one thread, robust to a busy neighbour
-                verdict = decide_cached(*args, **kwargs)
-        artifacts["separability"] = verdict.as_dict()
-        lp = verdict.verdict
-        flags = []
-        if lp != "undecided":
-            if converged != (lp == "separable"):
-                flags.append("perceptron " + ("converged" if converged else "hit the cap"))
-            report = options.report_verdict(pair)
-            # The report's verdicts are about the whole training set; a subset may well be separable.
-            if report is not None and report != lp and suite.data.train_samples is None:
-                flags.append(f"report says {report}")
-        return {"lp_verdict": lp, "lp_form": verdict.form, "lp_seconds": verdict.seconds, "lp_cached": verdict.cached,
-                "lp_certificate": verdict.certificate, "lp_check_seconds": verdict.check_seconds, "lp_workers": workers,
-                "lp_ahead_seconds": 0.0 if verdict.cached else round(batch.ahead_seconds.get(pair, 0.0), 3),
-                "disagreement": "; ".join(flags)}
+    def units(self, cells: list[StoredCell]) -> list[StoredCell]:
+        return pair_cells(cells)
 
     def summary(self, result: CellResult) -> str:
         r = result.record
-        state = "converged" if r["converged"] else "cap"
-        lp = f", LP {r['lp_verdict']} ({r['lp_seconds']:.0f} s)" if r.get("lp_verdict") else ""
-        return (f"lr {r['learning_rate']}: {state} after {r['iterations']} it, {r['seconds']:.2f} s, "
-                f"test {r['test_accuracy']:.2f}%{lp}")
+        lp = (f"; LP: {r['separable']} separable, {r['inseparable']} inseparable, {r['undecided']} undecided"
+              if "separable" in r else "")
+        return (f"{r['runs']} perceptrons in {r['seconds']:.2f} s ({r['kernel']} products); "
+                f"{r['converged']} of {r['pairs']} table pairs converged{lp}")
 
     def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
         options = self.options(suite)
-        frame = records_frame(cells, options)
+        frame = records_frame(self.units(cells), options)
         if frame.empty:
             return []
         main = frame[frame["table_cell"]]
@@ -389,12 +449,13 @@ class PerceptronTask(Task):
 
     def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
         options = self.options(suite)
+        pairs = self.units(cells)
         written: list[Path] = []
         curves = {tuple(p) for p in options.curve_pairs}
-        curve_cells = [s for s in cells if s.result.ok and parse_pair(s.cell.model) in curves]
+        curve_cells = [s for s in pairs if parse_pair(s.cell.model) in curves]
         if curve_cells:
             written.append(learning_curves(curve_cells, options, suite.title, out_dir / "learning_curves.png"))
-        weights_cell = next((s for s in cells if s.result.ok and options.weights_pair
+        weights_cell = next((s for s in pairs if options.weights_pair
                              and parse_pair(s.cell.model) == tuple(options.weights_pair)
                              and s.cell.params["learning_rate"] == options.learning_rate), None)
         if weights_cell is not None:
