@@ -181,7 +181,7 @@ def for_cells(task: Task, cells: Sequence[Cell], devices_here: bool,
     a framework (PCA) times BLAS work on the CPU, which the workload stands for as well. The
     calibration runs in the runner's process: on a GPU only where the cells' GPU is this machine's
     (``devices_here``), else on the CPU. A short calibration after each cell brackets it with the one
-    before only where the cells run one by one in this process and are timed while they run, and
+    before only where the cells run one by one in this process, and
     not in a run calibrated only because of ``always``: its cells run as they would uncalibrated,
     with no torch work between them.
     """
@@ -189,7 +189,7 @@ def for_cells(task: Task, cells: Sequence[Cell], devices_here: bool,
     if not (automatic or always):
         return None
     device = next((cell.device for cell in cells if cell.device != "auto" and devices_here), "cpu")
-    return RunCalibration(device, per_cell=automatic and devices_here and task.times_cells)
+    return RunCalibration(device, per_cell=automatic and devices_here)
 
 
 @dataclass
