@@ -82,9 +82,9 @@ def run_suite(profile: str, pairs: str | None, reports: Path, quiet: bool) -> tu
 
 
 def pair_entries(cells: list[dict]) -> list[tuple[dict, dict]]:
-    """Each perceptron of the run's finished cells: (its cell, its entry in the cell's ``pairs`` artifact)."""
+    """Each perceptron of the run's finished cells: (its cell, its entry in the cell's ``units`` artifact)."""
     return [(cell, entry) for cell in cells if cell["record"].get("status") == "ok"
-            for entry in cell["artifacts"].get("pairs", [])]
+            for entry in cell["artifacts"].get("units", [])]
 
 
 def report(cells: list[dict], wall: float) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,38 @@ class StoredCell:
     @property
     def record(self) -> dict[str, Any]:
         return self.result.record
+
+
+#: The artifact of a cell that does several units of work in one (the perceptron trains every digit
+#: pair together): a list of ``{"model", "params", "record", ...their own artifacts}``.
+UNITS = "units"
+#: The columns of such a cell's record that each of its units shares (who ran it, where, and how it went).
+UNIT_SHARED = ("suite", "backend", "device", "seed", "status", "error", "executor", "node", "queued_seconds")
+
+
+def units(cells: list[StoredCell]) -> list[StoredCell]:
+    """The units of work among ``cells``, one record each: what tables, claims and comparisons judge.
+
+    A cell is one unit, unless it did several in one (its :data:`UNITS` artifact): then each finished
+    unit becomes a StoredCell of its own, with the unit's model, params and record over the cell's
+    :data:`UNIT_SHARED` columns, and the cell's calibration (the units ran inside it).
+    """
+    out: list[StoredCell] = []
+    for stored in cells:
+        parts = stored.result.artifacts.get(UNITS)
+        if parts is None:
+            out.append(stored)
+            continue
+        shared = {key: stored.record[key] for key in UNIT_SHARED if key in stored.record}
+        calibration = stored.result.artifacts.get("calibration")
+        for part in parts:
+            cell = replace(stored.cell, model=part["model"], params=part["params"])
+            artifacts = {key: value for key, value in part.items() if key not in ("model", "params", "record")}
+            if calibration is not None:
+                artifacts["calibration"] = calibration
+            record = {**shared, "model": cell.model, **part["record"]}
+            out.append(StoredCell(cell, CellResult(stored.result.status, record, artifacts, stored.result.error)))
+    return out
 
 
 def nan_free(value: Any) -> Any:

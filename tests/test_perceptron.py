@@ -284,17 +284,19 @@ def stored_cell(entries, **record):
     record = {"suite": "perceptron", "backend": "torch", "device": "cpu", "seed": 0, "status": "ok", "error": "",
               "executor": "local", "node": "here", "queued_seconds": 0.0, "pairs": 2, "seconds": 1.5, **record}
     cell = Cell("perceptron", "perceptron", MODEL, "torch", "cpu", 0, {}, {})
-    return StoredCell(cell, CellResult("ok", record, {"pairs": entries, "calibration": {"seconds": 0.01}}))
+    return StoredCell(cell, CellResult("ok", record, {"units": entries, "calibration": {"seconds": 0.01}}))
 
 
 def test_a_cells_pairs_read_back_as_one_record_each_with_the_cells_shared_columns():
-    from harness.paper.tasks.perceptron import pair_cells
+    from harness.cells import units as cell_units
 
-    entries = [{"record": {"pair": "0,1", "learning_rate": 0.08, "seconds": 0.2, "lp_verdict": "separable"},
+    entries = [{"model": "pair 0-1", "params": {"learning_rate": 0.08},
+                "record": {"pair": "0,1", "learning_rate": 0.08, "seconds": 0.2, "lp_verdict": "separable"},
                 "losses": [0.5, 0.0], "weights": [1.0], "bias": 0.0, "separability": {"verdict": "separable"}},
-               {"record": {"pair": "2,3", "learning_rate": 0.004, "seconds": 0.3}, "losses": [1.0], "weights": [2.0],
+               {"model": "pair 2-3", "params": {"learning_rate": 0.004},
+                "record": {"pair": "2,3", "learning_rate": 0.004, "seconds": 0.3}, "losses": [1.0], "weights": [2.0],
                 "bias": 1.0}]
-    units = pair_cells([stored_cell(entries)])
+    units = cell_units([stored_cell(entries)])
     assert [u.cell.key for u in units] == ["model=pair 0-1|backend=torch|device=cpu|seed=0|learning_rate=0.08",
                                            "model=pair 2-3|backend=torch|device=cpu|seed=0|learning_rate=0.004"]
     first = units[0]
@@ -308,17 +310,19 @@ def test_a_cells_pairs_read_back_as_one_record_each_with_the_cells_shared_column
 
 
 def test_claims_read_the_pairs_of_a_perceptron_cell():
+    from harness.cells import units
     from harness.study import claims
     from harness.suite.study import Claim
-    from harness.tasks import task_for
 
-    entries = [{"record": {"pair": "0,1", "learning_rate": 0.08, "report_verdict": "separable",
+    entries = [{"model": "pair 0-1", "params": {"learning_rate": 0.08},
+                "record": {"pair": "0,1", "learning_rate": 0.08, "report_verdict": "separable",
                            "lp_verdict": "separable"}},
-               {"record": {"pair": "1,2", "learning_rate": 0.08, "report_verdict": "inseparable",
+               {"model": "pair 1-2", "params": {"learning_rate": 0.08},
+                "record": {"pair": "1,2", "learning_rate": 0.08, "report_verdict": "inseparable",
                            "lp_verdict": "separable"}}]
     claim = Claim(text="inseparable", kind="all", cells={"report_verdict": "inseparable"},
                   expect={"lp_verdict": "inseparable"})
-    [result] = claims.evaluate("perceptron", [claim], task_for("perceptron").units([stored_cell(entries)]))
+    [result] = claims.evaluate("perceptron", [claim], units([stored_cell(entries)]))
     assert result.verdict == claims.CONTRADICTED and result.parts[0].note == "not so for pair 1-2"
 
 
@@ -341,18 +345,18 @@ def test_a_pair_of_one_digit_is_a_user_error():
 
 
 def run_files(folder):
-    """A run folder's results.csv rows, its one cell, and that cell's pairs as records (pair_cells)."""
+    """A run folder's results.csv rows, its one cell, and that cell's pairs as records (harness.cells.units)."""
     import csv
     import json
 
     from harness.cells import Cell, CellResult, StoredCell
-    from harness.paper.tasks.perceptron import pair_cells
+    from harness.cells import units
 
     with open(folder / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     cells = [StoredCell(Cell(**c["cell"]), CellResult(c["status"], c["record"], c["artifacts"], c["error"]))
              for c in json.loads((folder / "results.json").read_text())["cells"]]
-    return rows, cells, pair_cells(cells)
+    return rows, cells, units(cells)
 
 
 @pytest.mark.slow

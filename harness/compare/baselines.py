@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.cells import StoredCell, nan_free
+from harness.cells import StoredCell, nan_free, units
 from harness.compare.baseline_file import BASELINE_FORMAT, BASELINE_SCHEMA_VERSION, read_baseline
 from harness.compare.results import CellSummary, RunResults, Side, pool
 from harness.compare.stats import SampleStats
@@ -27,13 +27,14 @@ from harness.store import ResultsStore, RunInfo, now, read_run_file
 
 
 def summarize(run: RunInfo, cells: list[StoredCell]) -> RunResults:
-    """A stored run (from the store or its results.json) as a comparison reads it."""
+    """A stored run (from the store or its results.json) as a comparison reads it: a row per unit of work
+    (:func:`harness.cells.units`)."""
     summaries = [
         CellSummary.from_parts({"model": s.cell.model, "backend": s.cell.backend,
                                 "device": s.record.get("device", s.cell.device), "seed": s.cell.seed,
                                 "params": s.cell.params},
                                s.result.status, s.result.error, s.result.record, s.result.artifacts)
-        for s in cells
+        for s in units(cells)
     ]
     return RunResults(run.suite, run.run_id, run.profile, run.config_hash, run.created, run.environment,
                       dict(run.config.get("regression") or {}), summaries)

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import runner
+from harness.cells import units
 from harness.study import claims
 from harness.errors import UserError
 from harness.executors import Executor
@@ -171,7 +172,7 @@ def render_study(store: ResultsStore, reports: Path, study_run: RunInfo, console
         members.append(document.MemberReport(
             name, member.section, suite.title, suite.mirrors, found, found.folder(reports),
             task_for(suite.task).tables(suite, cells), member.tables, suite.tolerances,
-            claims.evaluate(name, suite.claims, task_for(suite.task).units(cells)), walls.get(name)))
+            claims.evaluate(name, suite.claims, units(cells)), walls.get(name)))
     reproduction = document.Document(study, study_run, members)
     folder = study_run.folder(reports)
     page = document.write_document(reproduction, folder)
@@ -208,6 +209,6 @@ def run_command(request: runner.RunRequest, console: Console, executor: Executor
 def print_run_claims(store: ResultsStore, run: RunInfo, console: Console) -> list[claims.ClaimResult]:
     """Test a suite run's claims on its stored records and print them; returns the results."""
     suite = validate_suite(run.config, f"run {run.run_id}")
-    results = claims.evaluate(suite.name, suite.claims, task_for(suite.task).units(store.cells(run.run_id)))
+    results = claims.evaluate(suite.name, suite.claims, units(store.cells(run.run_id)))
     print_claims(results, console)
     return results

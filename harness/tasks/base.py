@@ -85,11 +85,6 @@ class Task(ABC):
     #: Whether cells read the suite's dataset (the runner fetches and verifies it first).
     uses_dataset: ClassVar[bool] = True
 
-    def units(self, cells: list[StoredCell]) -> list[StoredCell]:
-        """The units of work among ``cells``, one record each, as claims read them: the cells themselves,
-        unless a task's cell does several (the perceptron's trains every digit pair in one)."""
-        return cells
-
     def summary(self, result: CellResult) -> str:
         """One line about a finished cell for the run's log."""
         return ", ".join(f"{key} {value}" for key, value in list(result.record.items())[:4])

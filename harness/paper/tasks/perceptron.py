@@ -10,8 +10,9 @@ hash; in worker processes the cell starts and stops itself), so the perceptron's
 ("converged") can be checked against the truth, and so can the report's. Nothing outlives the cell: a
 run killed part-way runs the whole cell again.
 
-The cell keeps each perceptron (pair x learning rate) as an entry of its ``pairs`` artifact;
-:func:`pair_cells` turns them back into one record per pair, which the tables, figures and claims read.
+The cell keeps each perceptron (pair x learning rate) as a unit of its own (the cell's ``units``
+artifact, model ``pair a-b``, the learning rate as a parameter): :func:`harness.cells.units` turns them
+back into one record per pair, which the tables, figures, claims and comparisons read.
 Rendering writes Table 2.1 mirrored with the report's numbers, a table of every pair with both
 verdicts and every disagreement flagged, the learning curves (Fig. 2.2, 2.4) and the weights of one
 pair as a 28x28 image (Fig. 2.3).
@@ -31,7 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.threads import blas_threads
-from harness.cells import Cell, CellResult, RunContext, StoredCell
+from harness.cells import UNITS, Cell, CellResult, RunContext, StoredCell, units
 from harness.errors import UserError
 from harness.render import plots, tables
 from harness.render.tables import Table
@@ -141,10 +142,6 @@ def record_pair(record: dict[str, Any]) -> Pair:
 
 MODEL = "digit pairs"
 """The model name of every cell: one cell per seed and device trains every perceptron of the suite."""
-
-#: Columns of a cell's record that each of its pairs shares: where and how the cell ran.
-SHARED = ("suite", "backend", "device", "seed", "status", "error", "executor", "node", "queued_seconds")
-
 
 def planned_runs(options: PerceptronOptions) -> list[tuple[Pair, float]]:
     """Every (pair, learning rate) a cell trains: the table pairs at the table's rate, then the curve pairs at
@@ -343,7 +340,7 @@ def pair_entry(pair: Pair, rate: float, training: Training, splits: Any, device:
     if decided is not None and rate == options.learning_rate:
         entry["separability"] = decided.verdict.as_dict()
         record.update(separability_columns(decided, pair, result.converged, suite, options))
-    return {"record": record, **entry}
+    return {"model": pair_name(pair), "params": {"learning_rate": rate}, "record": record, **entry}
 
 
 def cell_record(entries: list[dict[str, Any]], training: Training, device: str,
@@ -364,27 +361,6 @@ def cell_record(entries: list[dict[str, Any]], training: Training, device: str,
         record.update({name: verdicts.count(name) for name in ("separable", "inseparable", "undecided")})
         record["disagreements"] = sum(bool(row.get("disagreement")) for row in table)
     return record
-
-
-def pair_cells(cells: list[StoredCell]) -> list[StoredCell]:
-    """Each pair of the finished ``cells`` as a cell of its own (model ``pair a-b``, its learning rate as a
-    parameter), its record the pair's columns and its cell's :data:`SHARED` ones: what the tables, figures
-    and claims read, one per pair and learning rate."""
-    out = []
-    for stored in cells:
-        if not stored.result.ok:
-            continue
-        shared = {key: stored.record[key] for key in SHARED if key in stored.record}
-        calibration = stored.result.artifacts.get("calibration")
-        for entry in stored.result.artifacts.get("pairs", []):
-            record = entry["record"]
-            cell = replace(stored.cell, model=pair_name(record_pair(record)),
-                           params={"learning_rate": record["learning_rate"]})
-            artifacts = {key: value for key, value in entry.items() if key != "record"}
-            if calibration is not None:
-                artifacts["calibration"] = calibration
-            out.append(StoredCell(cell, CellResult("ok", {**shared, "model": cell.model, **record}, artifacts)))
-    return out
 
 
 class PerceptronTask(Task):
@@ -414,13 +390,10 @@ class PerceptronTask(Task):
             raise
         entries = [pair_entry(pair, rate, training, splits, device, suite, options, verdicts.get(pair))
                    for pair, rate in training.results]
-        artifacts: dict[str, Any] = {"pairs": entries}
+        artifacts: dict[str, Any] = {UNITS: entries}
         if training.repeated:
             artifacts["timings"] = {"seconds": training.batch_seconds}
         return CellResult("ok", cell_record(entries, training, device, options), artifacts)
-
-    def units(self, cells: list[StoredCell]) -> list[StoredCell]:
-        return pair_cells(cells)
 
     def summary(self, result: CellResult) -> str:
         r = result.record
@@ -431,7 +404,7 @@ class PerceptronTask(Task):
 
     def tables(self, suite: "Suite", cells: list[StoredCell]) -> list[Table]:
         options = self.options(suite)
-        frame = records_frame(self.units(cells), options)
+        frame = records_frame(units(cells), options)
         if frame.empty:
             return []
         main = frame[frame["table_cell"]]
@@ -449,7 +422,7 @@ class PerceptronTask(Task):
 
     def figures(self, suite: "Suite", cells: list[StoredCell], out_dir: Path) -> list[Path]:
         options = self.options(suite)
-        pairs = self.units(cells)
+        pairs = units(cells)
         written: list[Path] = []
         curves = {tuple(p) for p in options.curve_pairs}
         curve_cells = [s for s in pairs if parse_pair(s.cell.model) in curves]
