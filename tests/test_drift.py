@@ -59,3 +59,23 @@ def test_a_fitted_line_through_exact_points_needs_no_noise_test(per_night):
     _, slope, error, freedom = drift.fit([0, 1, 2, 3], [0.0, per_night, 2 * per_night, 3 * per_night])
     assert slope == pytest.approx(per_night) and error == pytest.approx(0.0, abs=1e-12) and freedom == 2
     assert drift.slope_p_value(slope, 0.0, +1, freedom) == (0.0 if per_night else 1.0)
+
+
+def test_nightly_checks_the_last_nights_stored_and_says_what_drifts(tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from harness.commands import nightly
+
+    baseline, _ = nights(tmp_path, "store", 0.03, seed=1)
+    output = StringIO()
+    request = nightly.NightlyRequest(reports=tmp_path / "store", drift_nights=7)
+    trends = nightly.check_drift(request, "demo", "nightly", baseline, Console(file=output, width=300))
+    # The store holds the four baseline runs too: the last seven stored runs are the drifting week.
+    assert [t.nights for t in trends if t.drifting] == [7, 7]
+    assert "demo: drift over the last 7 nights: MLP · torch/cpu: train_seconds drifting" in output.getvalue()
+    outcome = nightly.SuiteOutcome("demo", [], [], trends)
+    assert len(outcome.drifting) == 2 and len(outcome.as_dict()["drift"]) == 4
+    assert nightly.check_drift(nightly.NightlyRequest(reports=tmp_path / "store", drift_nights=0), "demo", "nightly",
+                               baseline, Console(file=output)) == []
