@@ -3,7 +3,8 @@
     harness run suite=NAME [profile=smoke|full] [backend=torch|tensorflow|all] [device=cpu|cuda|auto]
                 [seed=N] [key=value ...]
     harness suite=NAME ...            (the same as ``harness run``: what ``docker run harness suite=...`` does)
-    harness list | data | report | compare | history | baseline | nightly   (``harness COMMAND --help``)
+    harness list | data | report | compare | history | baseline | nightly | merge | publish | export
+                                      (``harness COMMAND --help``)
 
 Arguments are Hydra-style ``key=value`` pairs. Each command lives in ``harness.commands.<name>`` with a
 ``main(argv, console) -> exit code``, its usage in the docstring's first line and its ``OPTIONS`` (``--help``
@@ -27,6 +28,9 @@ COMMANDS = {
     "history": "a metric of a suite over its stored runs",
     "baseline": "write or show the baseline files runs are compared against",
     "nightly": "run the nightly profile, compare with the baseline, write the HTML report",
+    "merge": "bring the runs of other results stores (other machines) into this one",
+    "publish": "write the history of all stored runs as a static site of graphs",
+    "export": "log stored runs to MLflow (export mlflow tracking_uri=URI)",
 }
 
 

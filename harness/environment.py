@@ -59,6 +59,10 @@ def collect() -> dict[str, Any]:
         "hostname": platform.node(),
         "executable": sys.executable,
     }
+    if os.environ.get("HARNESS_MACHINE"):
+        # A stable name for the machine (a CI runner's host name changes every night): the trend
+        # site's series are drawn per machine.
+        info["machine"] = os.environ["HARNESS_MACHINE"]
     if os.environ.get("HARNESS_IMAGE_ID"):
         info["image_id"] = os.environ["HARNESS_IMAGE_ID"]
     return info

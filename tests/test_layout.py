@@ -34,6 +34,7 @@ LAYERS = [
     ("calibration",),
     ("compare",),
     ("render",),
+    ("history",),
     ("tasks",),
     ("paper",),
     ("executors",),

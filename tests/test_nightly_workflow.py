@@ -106,3 +106,75 @@ def test_gpu_job_asks_for_the_self_hosted_gpu_runner(workflow):
     assert gpu["runs-on"] == ["self-hosted", "linux", "gpu"] and "gpu" in self_hosted_labels()
     assert "--gpus all" in "\n".join(step.get("run", "") for step in gpu["steps"])
     assert gpu["if"] == "vars.HARNESS_GPU_RUNNER == 'true'"
+
+
+# --- memory between nights --------------------------------------------------------------------------
+
+
+def test_each_nightly_job_restores_the_history_before_it_runs_and_uploads_its_store(workflow):
+    for job in ("cpu", "gpu"):
+        steps = workflow["jobs"][job]["steps"]
+        restore = next(i for i, step in enumerate(steps) if "results-branch restore" in step.get("run", ""))
+        nightly = next(i for i, step in enumerate(steps) if f"harness:{job} nightly" in step.get("run", ""))
+        assert restore < nightly and "cp " in steps[restore]["run"] and "HARNESS_MACHINE=" in steps[nightly]["run"]
+        (upload,) = [step for step in steps if step.get("uses", "").startswith("actions/upload-artifact@")]
+        assert "reports/results.db" in upload["with"]["path"] and "reports/*/*/comparison.json" in upload["with"]["path"]
+
+
+def test_the_publish_job_merges_publishes_and_keeps_the_history(workflow):
+    publish = workflow["jobs"]["publish"]
+    assert publish["needs"] == ["cpu", "gpu"] and publish["if"] == "${{ !cancelled() }}"
+    assert publish["permissions"] == {"contents": "write"}
+    scripts = [step.get("run", "") + step.get("uses", "") for step in publish["steps"]]
+    order = [next(i for i, text in enumerate(scripts) if marker in text) for marker in
+             ("results-branch restore history", "actions/download-artifact@", "harness merge",
+              "harness publish out=site reports=history", "actions/upload-artifact@", "results-branch save history")]
+    assert order == sorted(order)
+    pages = workflow["jobs"]["pages"]
+    assert pages["permissions"] == {"pages": "write", "id-token": "write"} and "HARNESS_PAGES" in pages["if"]
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_store_is_carried_from_one_night_to_the_next(tmp_path, monkeypatch):
+    """Three nights, each on a fresh clone as on a fresh runner: restore the history from the results
+    branch, merge the night's store in (as the publish job does), save it back."""
+    from harness.commands.merge import run as merge_run
+    from harness.store import ResultsStore
+    from rich.console import Console
+    from tests.history_runs import stored_run
+
+    origin = tmp_path / "origin.git"
+    git("init", "--quiet", "--bare", str(origin), cwd=tmp_path)
+    seed = tmp_path / "seed"
+    git("clone", "--quiet", str(origin), str(seed), cwd=tmp_path)
+    (seed / "README").write_text("project\n")
+    git("add", "README", cwd=seed)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "start", cwd=seed)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=seed)
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-03-01T02:17:00Z")
+    stored = []
+    for night in range(3):
+        runner = tmp_path / f"runner{night}"
+        git("clone", "--quiet", "--branch", "main", str(origin), str(runner), cwd=tmp_path)
+        restore = subprocess.run([str(ROOT / "scripts" / "results-branch"), "restore", "history"], cwd=runner,
+                                 capture_output=True, text=True, timeout=60)
+        assert restore.returncode == 0, restore.stderr
+        assert ("no results branch yet" in restore.stdout) == (night == 0)
+        tonight = tmp_path / f"tonight{night}"
+        stored_run(tonight, f"night{night}", night, "ci")
+        merge_run(runner / "history", [tonight], Console(file=open(os.devnull, "w")))
+        save = subprocess.run([str(ROOT / "scripts" / "results-branch"), "save", "history", f"night {night}"],
+                              cwd=runner, capture_output=True, text=True, timeout=60)
+        assert save.returncode == 0, save.stderr
+        with ResultsStore(runner / "history" / "results.db") as store:
+            stored.append([run.run_id for run in store.runs()])
+    assert stored == [["night0"], ["night0", "night1"], ["night0", "night1", "night2"]]
+    log = git("log", "--format=%s", "results", cwd=origin).splitlines()
+    assert log == ["night 2", "night 1", "night 0"]
+    files = git("ls-tree", "-r", "--name-only", "results", cwd=origin).split()
+    assert "results.db" in files and "demo/night2/results.json" in files

@@ -1,13 +1,15 @@
-"""harness nightly [suites=A,B] [profile=nightly] [device=cpu|cuda] [baseline=FILE] [fail=...] [remeasure=yes|no] [reports=DIR] [key=value ...]
+"""harness nightly [suites=A,B] [profile=nightly] [device=cpu|cuda] [baseline=FILE] [fail=...] [remeasure=yes|no] [drift=N] [reports=DIR] [key=value ...]
 
 The nightly regression check, the same in CI and on a desk (`tox -e nightly`): runs each suite
 (its `nightly` profile, or `smoke` where it has none), compares each run with the suite's entry in
 the baseline file (default reports/baselines/<cpu|cuda>-<profile>.json), and when something
 regressed, or changed beyond its threshold without a noise estimate ("unconfirmed"), runs that suite
 once more and keeps only the regressions the second run confirms: one noisy run on a shared machine
-never fails the night alone. Writes each run's report.html (with the
-comparison) and benchmark.json (pytest-benchmark format), reports/index.html and
-reports/nightly.json; exits 1 on a confirmed regression. Other key=value pairs are suite overrides.
+never fails the night alone. Then the drift check fits the last N nights stored for the suite
+together against the baseline (harness.history.drift), which catches a slow drift that no single
+night shows. Writes each run's report.html (with the comparison), comparison.json and benchmark.json
+(pytest-benchmark format), reports/index.html and reports/nightly.json; exits 1 on a confirmed
+regression or a drift. Other key=value pairs are suite overrides.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from harness.compare.checks import parse_checks
 from harness.compare.comparison import Comparison, compare, confirm
 from harness.compare.results import RunResults
 from harness.errors import RegressionFound, UserError
+from harness.history import drift
+from harness.history.site import COMPARISON
 from harness.paths import atomic_write
 from harness.runner import render_run
 from harness.store import ResultsStore
@@ -41,6 +45,7 @@ OPTIONS = {
     "baseline": "baseline file (default reports/baselines/<device>-<profile>.json)",
     "fail": "thresholds replacing the suites', e.g. train_seconds:+25%",
     "remeasure": "yes | no: run a suite again before reporting its regressions (default yes)",
+    "drift": f"nights the drift check fits together (default {drift.DEFAULT_NIGHTS}; 0: no drift check)",
     "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
 }
 
@@ -55,6 +60,7 @@ class NightlyRequest:
     baseline: Path | None = None
     fail: str | None = None
     remeasure: bool = True
+    drift_nights: int = drift.DEFAULT_NIGHTS
     reports: Path = Path("reports")
     overrides: list[Override] = field(default_factory=list)
 
@@ -70,10 +76,17 @@ class SuiteOutcome:
     suite: str
     comparisons: list[Comparison]
     confirmed: list[str]
+    #: The drift check's trends over the last nights (empty when off or too few nights are stored).
+    trends: list[drift.Trend] = field(default_factory=list)
+
+    @property
+    def drifting(self) -> list[str]:
+        return [trend.message for trend in self.trends if trend.drifting]
 
     def as_dict(self) -> dict:
-        return {"suite": self.suite, "confirmed_regressions": self.confirmed,
-                "comparisons": [comparison.as_dict() for comparison in self.comparisons]}
+        return {"suite": self.suite, "confirmed_regressions": self.confirmed, "drifting": self.drifting,
+                "comparisons": [comparison.as_dict() for comparison in self.comparisons],
+                "drift": [trend.as_dict() for trend in self.trends]}
 
 
 def suite_profile(suite: str, wanted: str, console: Console) -> str:
@@ -121,7 +134,26 @@ def check_suite(request: NightlyRequest, suite: str, expected: dict[str, RunResu
         with ResultsStore(request.reports / "results.db") as store:
             render_run(store, request.reports, store.run(comparison.current_id), None, comparison)
             benchmark_export.export(baselines.from_store(store, comparison.current_id), folder / "benchmark.json")
-    return SuiteOutcome(suite, comparisons, confirmed)
+        # Kept with the run, so the history site can mark the runs the gate flagged.
+        atomic_write(folder / COMPARISON, json.dumps(comparison.as_dict(), indent=1) + "\n")
+    return SuiteOutcome(suite, comparisons, confirmed, check_drift(request, suite, profile, expected[suite], console))
+
+
+def check_drift(request: NightlyRequest, suite: str, profile: str, baseline: RunResults,
+                console: Console) -> list[drift.Trend]:
+    """The suite's last ``drift_nights`` stored runs of this profile (tonight's included) fitted
+    together against the baseline; prints what drifts, or why there was nothing to fit."""
+    if request.drift_nights == 0:
+        return []
+    with ResultsStore(request.reports / "results.db") as store:
+        nights = baselines.runs_of(store, suite, profile)[-request.drift_nights:]
+    if len(nights) < drift.MIN_NIGHTS:
+        console.print(f"{suite}: drift check needs {drift.MIN_NIGHTS} stored nights, {len(nights)} so far", markup=False)
+        return []
+    trends = drift.check(baseline, nights, request.fail)
+    found = [trend.message for trend in trends if trend.drifting]
+    console.print(f"{suite}: drift over the last {len(nights)} nights: " + ("; ".join(found) or "none"), markup=False)
+    return trends
 
 
 def run(request: NightlyRequest, console: Console) -> list[SuiteOutcome]:
@@ -142,6 +174,9 @@ def request_from_arguments(argv: list[str]) -> NightlyRequest:
         raise UserError(f"device={options['device']!r}: allowed: cpu, cuda")
     if options.get("remeasure", "yes") not in ("yes", "no"):
         raise UserError(f"remeasure={options['remeasure']!r}: allowed: yes, no")
+    nights = options.get("drift", str(drift.DEFAULT_NIGHTS))
+    if not nights.isdigit() or 0 < int(nights) < drift.MIN_NIGHTS:
+        raise UserError(f"drift={nights!r}: expected 0 (no drift check) or a number of nights from {drift.MIN_NIGHTS}")
     if "fail" in options:
         parse_checks(options["fail"])
     suites = [name.strip() for name in options.get("suites", ",".join(DEFAULT_SUITES)).split(",") if name.strip()]
@@ -154,6 +189,7 @@ def request_from_arguments(argv: list[str]) -> NightlyRequest:
         baseline=Path(options["baseline"]) if "baseline" in options else None,
         fail=options.get("fail"),
         remeasure=options.get("remeasure", "yes") == "yes",
+        drift_nights=int(nights),
         reports=args.reports,
         overrides=args.overrides,
     )
@@ -162,7 +198,9 @@ def request_from_arguments(argv: list[str]) -> NightlyRequest:
 def main(argv: list[str], console: Console) -> int:
     outcomes = run(request_from_arguments(argv), console)
     confirmed = [message for outcome in outcomes for message in outcome.confirmed]
-    if confirmed:
-        raise RegressionFound(f"{len(confirmed)} confirmed regression(s): " + "; ".join(confirmed))
+    drifting = [message for outcome in outcomes for message in outcome.drifting]
+    if confirmed or drifting:
+        found = [f"{len(confirmed)} confirmed regression(s)"] * bool(confirmed) + [f"{len(drifting)} drift(s)"] * bool(drifting)
+        raise RegressionFound(" and ".join(found) + ": " + "; ".join(confirmed + drifting))
     return 0
 
