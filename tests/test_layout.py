@@ -35,6 +35,7 @@ LAYERS = [
     ("compare",),
     ("render",),
     ("tasks",),
+    ("estimate",),
     ("paper",),
     ("executors",),
     ("runner",),
