@@ -147,7 +147,9 @@ def estimate_run(task: "Task", suite: "Suite", cells: Sequence[Cell], store: "Re
     for cell in cells:
         work = task.work(suite, cell)
         seconds, source = history.seconds(cell, work)
-        if seconds is None and work is not None:
+        if seconds is None and work is None:
+            source = "cannot estimate: no earlier run, and the task does not count its FLOPs"
+        elif seconds is None and work is not None:
             device = resolved_device(cell.device)
             if device not in asked:
                 asked[device] = throughput(device)

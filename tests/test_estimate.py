@@ -79,6 +79,14 @@ def test_history_of_the_same_model_backend_and_device_wins_and_scales_with_the_d
     assert sorted(p.name for p in reports.rglob("*")) == before  # the dry run only read the store
 
 
+def test_a_task_without_flops_is_estimated_only_from_history(reports, console, fixed_cpu):
+    [train, test] = runner.dry_run(RunRequest("pca", "smoke", reports=reports), console).cells
+    assert train.seconds is None and train.source.startswith("cannot estimate: no earlier run")
+    store_run(reports, "pca", records=[{"samples": 2000, "seconds": 1.5}, {"samples": 1000, "seconds": 0.5}])
+    [train, test] = runner.dry_run(RunRequest("pca", "smoke", reports=reports), console).cells
+    assert (train.seconds, test.seconds, test.source) == (1.5, 0.5, "history (1 earlier cell(s))")
+
+
 def test_history_of_another_model_is_not_used(reports, console, fixed_cpu):
     record = {"model": "MLP Baseline Model", "device": "cpu", "flops": 1, "train_samples": 4500,
               "seconds_per_epoch": 2.0}  # same name, other architecture
