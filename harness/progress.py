@@ -11,10 +11,12 @@ import time
 from typing import Callable
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -26,21 +28,37 @@ from harness.backends.metrics import EpochMetrics
 UPDATE_INTERVAL = 0.25
 
 
-class RunProgress:
-    """Shows how far a run is; hands each training cell a :class:`CellObserver`."""
+class _DoneColumn(ProgressColumn):
+    """``3/9 cells`` on the run's bar (which counts work, not cells), ``completed/total`` on the others."""
 
-    def __init__(self, console: Console, total_cells: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def render(self, task: Task) -> Text:
+        cells = task.fields.get("cells")
+        if cells is not None:
+            return Text(f"{cells[0]}/{cells[1]} cells")
+        return Text(f"{task.completed:.0f}/{task.total:.0f}" if task.total is not None else f"{task.completed:.0f}")
+
+
+class RunProgress:
+    """Shows how far a run is; hands each training cell a :class:`CellObserver`.
+
+    The run's bar advances by each cell's ``work`` (its estimated seconds, or FLOPs) as the cell
+    finishes, so its time remaining holds when a run's cells differ a hundredfold in size; without
+    ``work`` every cell weighs the same.
+    """
+
+    def __init__(self, console: Console, total_cells: int, clock: Callable[[], float] = time.monotonic,
+                 work: float | None = None) -> None:
         self.console = console
         self.clock = clock
         self.live = console.is_terminal and not console.is_dumb_terminal
         self._progress: Progress | None = None
         if self.live:
             self._progress = Progress(
-                TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.description:<28}"), BarColumn(), _DoneColumn(),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, get_time=clock, transient=False,
                 refresh_per_second=1 / UPDATE_INTERVAL,
             )
-            self._cells = self._progress.add_task("cells", total=total_cells)
+            self._cells = self._progress.add_task("cells", total=work or total_cells, cells=(0, total_cells))
             self._epochs = self._progress.add_task("epochs", total=None, visible=False)
             self._batches = self._progress.add_task("batches", total=None, visible=False)
         self.total = total_cells
@@ -68,10 +86,11 @@ class RunProgress:
             self.log(f"[{self.done + 1}/{self.total}] {label}")
         return CellObserver(self, epochs)
 
-    def finish_cell(self, summary: str) -> None:
+    def finish_cell(self, summary: str, work: float = 1.0) -> None:
+        """Count a cell done: the run's bar advances by its ``work`` (1 when cells weigh the same)."""
         self.done += 1
         if self._progress:
-            self._progress.advance(self._cells)
+            self._progress.update(self._cells, advance=work, cells=(self.done, self.total))
             self._progress.update(self._epochs, visible=False)
             self._progress.update(self._batches, visible=False)
         self.log(f"  {summary}")

@@ -8,8 +8,9 @@ decides where cells run; this module alone writes the store.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +22,8 @@ from harness import calibration, environment
 from harness.calibration import RunCalibration
 from harness.cells import Cell, RunContext
 from harness.errors import UserError
+from harness.estimate import (RunEstimate, Throughput, estimate_run, format_seconds, stored_throughput,
+                              timed_throughput)
 from harness.executors import Executor, executor_named, run_in_stages
 from harness.paths import point_latest, reports_dir
 from harness.progress import RunProgress
@@ -51,6 +54,10 @@ class RunRequest:
     #: Record a calibration even for a run that would skip it (TensorFlow only): the nightly check
     #: compares every run by it (:func:`harness.calibration.for_cells`).
     calibrate_always: bool = False
+    #: Print the planned cells with their work and estimated time, then stop: nothing written or trained.
+    dry_run: bool = False
+    #: Refuse (a UserError, before anything is written) a run estimated at more hours than this.
+    max_hours: float | None = None
 
 
 @dataclass
@@ -151,24 +158,32 @@ def run(request: RunRequest, console: Console, executor: Executor | None = None)
     """Run a suite; returns where its results are. Tests call this directly."""
     checked = check(request, executor)
     prepare(checked, request, console)
+    estimated = estimate(checked, request, console)
     with ResultsStore(request.reports / "results.db") as store:
         opened = begin(store, checked, request, console)
-        failed = run_cells(store, checked, opened, request.reports, console)
+        failed = run_cells(store, checked, opened, request.reports, console, estimated)
         settled = settle(store, checked, opened, request.reports, console)
     return RunOutcome(settled, opened.folder, len(opened.todo), len(checked.cells) - len(opened.todo), failed)
+
+
+def check_plan(request: RunRequest) -> tuple[Suite, Task, list[Cell]]:
+    """The checks of the input alone (the reports folder, the suite, what the task reads): all a dry
+    run needs, without frameworks or devices, so it can plan a GPU run on a machine without one."""
+    # The reports folder and the store first: a problem there must not wait for the rest.
+    check_reports(request.reports, Path(request.suite).stem if request.suite.endswith(".toml") else request.suite,
+                  request.resume)
+    suite, task, cells = plan(request)
+    if not cells:
+        raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
+    task.check(suite, request.reports)
+    return suite, task, cells
 
 
 def check(request: RunRequest, executor: Executor | None) -> _CheckedRun:
     """Every check of the input, the frameworks and the executor; raises UserError before anything is
     written, and before the calibration and the data, which take seconds."""
-    # The reports folder and the store first: a problem there must not wait for the rest.
-    check_reports(request.reports, Path(request.suite).stem if request.suite.endswith(".toml") else request.suite,
-                  request.resume)
+    suite, task, cells = check_plan(request)
     executor = executor or executor_named(request.executor, **request.executor_options)
-    suite, task, cells = plan(request)
-    if not cells:
-        raise UserError(f"suite {suite.name}: nothing to run (no models or an empty matrix)")
-    task.check(suite, request.reports)
     env = environment.collect()
     devices_here = executor.name == "local"
     env.update(check_frameworks(task, cells, devices_here))
@@ -190,6 +205,58 @@ def prepare(checked: _CheckedRun, request: RunRequest, console: Console) -> None
         console.print(f"override {override.key} = {override.value!r} ({override.source})", markup=False)
 
 
+def dry_run(request: RunRequest, console: Console) -> RunEstimate:
+    """``dry_run=true``: print the planned cells, each with its work and estimated time, then the totals.
+    Writes nothing (the store is only read, and only if it exists), trains nothing, and imports a
+    framework only to time a calibration no earlier run on this machine has stored."""
+    suite, task, cells = check_plan(request)
+    with stored_results(request.reports) as store:
+        host = environment.collect()["hostname"]
+        estimated = estimate_run(task, suite, cells, store,
+                                 lambda device: stored_throughput(store, device, host) or timed_throughput(device))
+    console.print(f"dry run of {suite.name} ({suite.profile}): nothing is written or trained", markup=False)
+    console.print(estimated.table())
+    console.print(f"total: {estimated.total()}", markup=False)
+    warning = estimated.warning()
+    if warning:
+        console.print(warning, markup=False)
+    return estimated
+
+
+def estimate(checked: _CheckedRun, request: RunRequest, console: Console) -> RunEstimate:
+    """Estimate the run from the store's history and the calibration just taken; warn before long work
+    on a CPU, and refuse (UserError) past ``max_hours``, all before anything is written."""
+    taken = checked.environment.get("calibration")
+    host = str(checked.environment.get("hostname"))
+
+    def throughput(device: str) -> Throughput | None:
+        if isinstance(taken, dict) and taken.get("device") == device and taken.get("gflops"):
+            return Throughput(device, float(taken["gflops"]), "this run's")
+        return stored_throughput(store, device, host)
+
+    with stored_results(request.reports) as store:
+        estimated = estimate_run(checked.task, checked.suite, checked.cells, store, throughput)
+    hours = estimated.seconds / 3600
+    if request.max_hours is not None and hours > request.max_hours:
+        raise UserError(f"max_hours={request.max_hours:g}: this run is estimated at {format_seconds(estimated.seconds)} "
+                        f"({estimated.total()}); shorten it (profile=smoke, a GPU, executor=ray) or raise max_hours")
+    warning = estimated.warning()
+    if warning:
+        console.print(warning, markup=False)
+    return estimated
+
+
+@contextlib.contextmanager
+def stored_results(reports: Path) -> Iterator[ResultsStore | None]:
+    """The results store to read, or None where there is none yet (reading must not create one)."""
+    database = reports / "results.db"
+    if not database.is_file():
+        yield None
+        return
+    with ResultsStore(database) as store:
+        yield store
+
+
 def begin(store: ResultsStore, checked: _CheckedRun, request: RunRequest, console: Console) -> _OpenRun:
     """Open (or resume) the run, make its folder the suite's latest, and say how many cells are left."""
     suite, cells = checked.suite, checked.cells
@@ -206,13 +273,15 @@ def begin(store: ResultsStore, checked: _CheckedRun, request: RunRequest, consol
 
 
 def run_cells(store: ResultsStore, checked: _CheckedRun, opened: _OpenRun, reports: Path,
-              console: Console) -> list[str]:
+              console: Console, estimated: RunEstimate | None = None) -> list[str]:
     """Hand the cells left to the executor and commit each result as it comes back, with the
-    calibration around it; returns a line for each failed cell."""
+    calibration around it; returns a line for each failed cell. The run-wide bar weighs each cell by
+    its estimated time, so its ETA holds across cells of different sizes."""
     task, run_id = checked.task, opened.run.run_id
     failed: list[str] = []
     files = _ResultsFiles(store, opened.folder, opened.run, task.columns)
-    with RunProgress(console, len(opened.todo)) as progress, files:
+    weights = {cell.key: estimated.weight(cell) if estimated else 1.0 for _, cell in opened.todo}
+    with RunProgress(console, len(opened.todo), work=sum(weights.values())) as progress, files:
         finished = {s.cell.key: s.record for s in store.cells(run_id) if s.result.ok}
         context = RunContext(opened.folder, progress, reports, inputs=finished)
         for position, cell, result in run_in_stages(checked.executor, opened.todo, context):
@@ -222,10 +291,10 @@ def run_cells(store: ResultsStore, checked: _CheckedRun, opened: _OpenRun, repor
             store.save_cell(run_id, position, cell, result)
             files.cell_saved()
             if result.ok:
-                progress.finish_cell(task.summary(result))
+                progress.finish_cell(task.summary(result), work=weights[cell.key])
             else:
                 failed.append(f"{cell.model} ({cell.backend}, {cell.device}, seed {cell.seed}): {result.error}")
-                progress.finish_cell(f"FAILED: {result.error}")
+                progress.finish_cell(f"FAILED: {result.error}", work=weights[cell.key])
     return failed
 
 

@@ -36,6 +36,7 @@ LAYERS = [
     ("render",),
     ("history",),
     ("tasks",),
+    ("estimate",),
     ("paper",),
     ("executors",),
     ("runner",),

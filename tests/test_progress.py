@@ -73,3 +73,25 @@ def test_batch_updates_reach_the_bar_a_few_times_a_second_and_every_batch_is_cou
         observer.end_epoch(EpochMetrics(1, 0.5, 0.9, None, None, 1.0))  # the epoch's end shows every batch
         assert bar.completed == 500
         progress.finish_cell("done")
+
+
+def test_the_run_bar_advances_by_work_not_by_cell_count():
+    # Three cells, the last 98 times the others: after two (10 s each), 2 % of the run is done, and the
+    # time remaining is the 980 s the last will take at that rate, not the 10 s a count of cells says.
+    clock = MockClock()
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=120, force_terminal=True, color_system=None)
+    with RunProgress(console, total_cells=3, clock=clock, work=100.0) as progress:
+        bar = progress._progress._tasks[progress._cells]
+        for label in ("first", "second"):
+            progress.start_cell(label, 1)
+            clock.now += 10.0
+            progress.finish_cell(f"{label} done", work=1.0)
+        assert (bar.completed, bar.total, bar.percentage) == (2.0, 100.0, 2.0)
+        progress._progress.refresh()
+        line = [line for line in buffer.getvalue().splitlines() if "cells" in line][-1]
+        assert "2/3 cells" in line and "0:16:20" in line  # elapsed 0:00:20, remaining 980 s
+        progress.start_cell("large", 1)
+        clock.now += 980.0
+        progress.finish_cell("large done", work=98.0)
+        assert bar.finished

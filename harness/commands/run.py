@@ -14,7 +14,7 @@ from rich.console import Console
 from harness.study import runner as study_runner
 from harness.commands.args import parse_arguments
 from harness.errors import CellsFailed, UserError, echo
-from harness.runner import RunRequest, plan, run
+from harness.runner import RunRequest, dry_run, plan, run
 from harness.store import check_reports
 from harness.suite.overrides import Override
 from harness.suite.schema import BACKEND_NAMES
@@ -33,6 +33,8 @@ OPTIONS = {
     "ray_address": "executor=ray: auto | HOST:PORT | ray://HOST:10001 (default: start Ray on this machine)",
     "cells_per_gpu": "executor=ray: CUDA cells sharing one GPU (default 1)",
     "threads_per_cell": "executor=ray: CPUs (framework threads) per cell (default: what a local run uses)",
+    "dry_run": "true: list the cells with their FLOPs and estimated time, then stop (nothing written)",
+    "max_hours": "refuse (exit 2) a run estimated at more hours than this, e.g. in CI",
 }
 RAY_OPTIONS = {"ray_address": "address", "cells_per_gpu": "cells_per_gpu", "threads_per_cell": "threads_per_cell"}
 # Shortcuts a user of Hydra/pytest expects, mapped to the suite fields they set.
@@ -61,6 +63,13 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
     executor_options = {name: options[option] for option, name in RAY_OPTIONS.items() if option in options}
     if executor_options and executor != "ray":
         raise UserError(f"{', '.join(o for o in RAY_OPTIONS if o in options)}: only with executor=ray")
+    dry_run = options.get("dry_run", "false").lower()
+    if dry_run not in ("true", "false"):
+        raise UserError(f"dry_run={echo(dry_run)}: allowed: true, false")
+    try:
+        max_hours = float(options["max_hours"]) if "max_hours" in options else None
+    except ValueError:
+        raise UserError(f"max_hours={echo(options['max_hours'])}: expected a number of hours") from None
     return RunRequest(
         suite=options["suite"],
         profile=options.get("profile", "full"),
@@ -71,11 +80,19 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
         container=container,
         executor=executor,
         executor_options=executor_options,
+        dry_run=dry_run == "true",
+        max_hours=max_hours,
     )
 
 
 def main(argv: list[str], console: Console) -> int:
     request = request_from_arguments(argv)
+    if request.dry_run:
+        if study_runner.study_path(request.suite) is not None:
+            study_runner.dry_run_study(request, console)
+        else:
+            dry_run(request, console)
+        return 0
     if study_runner.study_path(request.suite) is not None:
         return study_runner.run_command(request, console)
     if request.container:

@@ -20,6 +20,7 @@ from harness import runner
 from harness.cells import units
 from harness.study import claims
 from harness.errors import UserError
+from harness.estimate import format_seconds
 from harness.executors import Executor
 from harness.paths import point_latest
 from harness.study import document
@@ -136,6 +137,21 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
         study_run = store.run(study_run.run_id)
         page = render_study(store, request.reports, study_run, console)
     return StudyOutcome(study_run, page, outcomes)
+
+
+def dry_run_study(request: runner.RunRequest, console: Console) -> float:
+    """``dry_run=true`` for a study: each member's planned cells and estimate, then the study's total
+    (seconds of the cells that have an estimate, returned). Writes nothing."""
+    study, planned = plan_study(request)
+    total, unknown = 0.0, 0
+    for member_request, suite in planned:
+        console.print(f"\n{study.name}: member {suite.name}", markup=False)
+        estimated = runner.dry_run(member_request, console)
+        total, unknown = total + estimated.seconds, unknown + estimated.unknown
+    console.print(f"\nstudy {study.name} ({request.profile}): {len(planned)} member(s), estimated "
+                  f"{format_seconds(total)}" + (f" (+ {unknown} cell(s) that cannot be estimated)" if unknown else ""),
+                  markup=False)
+    return total
 
 
 def add_wall_time(store: ResultsStore, study_run_id: str, suite: str, seconds: float) -> None:

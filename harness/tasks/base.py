@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -34,6 +35,30 @@ class CellSetup(NamedTuple):
     device: str
 
 
+@dataclass(frozen=True)
+class CellWork:
+    """How much computing a cell does, known from the suite alone (no data read, no framework imported):
+    what a time estimate multiplies by a throughput, and the run-wide progress bar weighs cells by."""
+
+    epochs: int
+    #: Images trained on per epoch.
+    train_samples: int
+    #: Optimizer steps over the whole cell (every repeat), each with a fixed cost beyond its FLOPs.
+    steps: int
+    #: FLOPs of training: 3 x forward FLOPs per sample (forward, and a backward pass of about twice
+    #: that) x samples x epochs x repeats.
+    training_flops: int
+    #: FLOPs of the forward passes that only evaluate: validation each epoch, the final predictions.
+    evaluation_flops: int
+    #: Share of the forward FLOPs in convolutions, which run nearer the calibration's speed than
+    #: dense layers do (:mod:`harness.estimate`).
+    conv_share: float
+
+    @property
+    def flops(self) -> int:
+        return self.training_flops + self.evaluation_flops
+
+
 class Task(ABC):
     """Turns a suite into cells, runs one cell, and renders the tables and figures of a run."""
 
@@ -49,6 +74,11 @@ class Task(ABC):
     @abstractmethod
     def plan(self, suite: "Suite") -> list[Cell]:
         """Every cell of the suite, in the order they run."""
+
+    def work(self, suite: "Suite", cell: Cell) -> CellWork | None:
+        """How much computing ``cell`` does, or None when the task cannot tell from the suite (then its
+        time is estimated only from earlier runs)."""
+        return None
 
     def check(self, suite: "Suite", reports: Path) -> None:
         """Check what the run needs beyond the suite (e.g. a stored run it reads) before anything is written."""

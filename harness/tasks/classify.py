@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.render import plots, tables
 from harness.render.tables import Table
-from harness.tasks.base import Task
-from harness.tasks.training import class_names, finished_frame, train_and_measure
+from harness.tasks.base import CellWork, Task
+from harness.tasks.training import class_names, finished_frame, train_and_measure, training_work
 
 if TYPE_CHECKING:
 
@@ -47,6 +47,10 @@ class ClassifyTask(Task):
 
     def plan(self, suite: "Suite") -> list[Cell]:
         return self.matrix_cells(suite, [(model.name, {}) for model in suite.models])
+
+    def work(self, suite: "Suite", cell: Cell) -> CellWork:
+        model = suite.model(cell.model)
+        return training_work(suite, model, model.epochs or suite.train.epochs)
 
     def run(self, cell: Cell, context: RunContext) -> CellResult:
         suite, options, backend, device = self.setup(cell)

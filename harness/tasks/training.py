@@ -5,6 +5,7 @@ measuring it, accuracy and confusion, the spec's and the report's columns of a r
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ import pandas as pd
 from harness.backends.base import SilentObserver
 from harness.backends.metrics import seconds_to_target
 from harness.cells import StoredCell
+from harness.suite.schema import DATASET_SIZES
+from harness.tasks.base import CellWork
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend, TrainObserver
@@ -56,6 +59,24 @@ def spec_columns(model: "ModelEntry") -> dict[str, Any]:
     """The columns every table takes from the spec alone."""
     return {"params": model.params, "flops": model.flops, "depth": model.depth, "max_width": model.max_width,
             "widths": " ".join(str(w) for w in model.hidden_widths), "architecture": model.architecture}
+
+
+def training_work(suite: "Suite", model: "ModelEntry", epochs: int) -> CellWork:
+    """The work of training ``model`` for ``epochs`` with the suite's data and settings, then
+    predicting the train and test sets (what :func:`train_and_measure` does)."""
+    data = suite.data
+    pool = data.train_samples or DATASET_SIZES[data.dataset]["train"]
+    train = pool - round(data.validation_split * pool)  # the split's own rule (harness.data.split)
+    validation = pool - train
+    test = data.test_samples or DATASET_SIZES[data.dataset]["test"]
+    forward = model.flops
+    conv = sum(layer.flops(shape) for layer, shape in zip(model.layers, model.shapes()) if layer.type == "conv2d")
+    repeats = suite.repeats
+    return CellWork(
+        epochs=epochs, train_samples=train, steps=math.ceil(train / suite.train.batch_size) * epochs * repeats,
+        training_flops=3 * forward * train * epochs * repeats,
+        evaluation_flops=forward * (validation * epochs * repeats + train + test),
+        conv_share=conv / forward if forward else 0.0)
 
 
 def reference_columns(model: "ModelEntry") -> dict[str, Any]:
