@@ -172,6 +172,29 @@ def test_cells_whose_names_map_to_one_folder_get_their_own(tmp_path):
     assert sorted(path.name for path in (tmp_path / "cells").iterdir()) == sorted([first.name, second.name])
 
 
+# Issue 22, item 1: a run of other seeds (backends, devices) is a new run, not a resumed one
+def test_a_run_of_another_matrix_is_not_resumed(reports, tiny, console):
+    from harness.suite.overrides import Override
+    from harness.tasks import load_suite
+
+    seed_0 = load_suite(tiny, "smoke")
+    seed_1 = load_suite(tiny, "smoke", [Override.parse("matrix.seeds=[1]")])
+    with ResultsStore(reports / "results.db") as store:
+        first, _ = runner.open_run(store, seed_0, RunRequest(tiny, "smoke", reports=reports), {}, console)
+    with ResultsStore(reports / "results.db") as store:  # the first left unfinished, its lease released
+        second, resumed = runner.open_run(store, seed_1, RunRequest(tiny, "smoke", reports=reports), {}, console)
+        assert second.run_id != first.run_id and not resumed and second.config["matrix"]["seeds"] == [1]
+    assert (f"not resuming run {first.run_id}: other settings (matrix.seeds: [0] in that run, [1] now)"
+            in console.file.getvalue())
+    with ResultsStore(reports / "results.db") as store, pytest.raises(
+            UserError, match=rf"resume={first.run_id}: that run has other settings \(matrix.seeds: \[0\] in that "
+                             r"run, \[1\] now\); start a new run with resume=no"):
+        runner.open_run(store, seed_1, RunRequest(tiny, "smoke", resume=first.run_id, reports=reports), {})
+    with ResultsStore(reports / "results.db") as store:
+        again, resumed = runner.open_run(store, seed_0, RunRequest(tiny, "smoke", reports=reports), {})
+        assert again.run_id == first.run_id and resumed  # the same settings still resume it
+
+
 # Defect 3 and the lease: a live run is never joined; a dead owner's run is resumed
 slow = pytest.mark.slow
 

@@ -6,10 +6,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.render.tables import Table, write_tables
+from harness.suite.models import StrictModel
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,10 +19,8 @@ if TYPE_CHECKING:
     from harness.suite.schema import Suite
 
 
-class NoOptions(BaseModel):
+class NoOptions(StrictModel):
     """A task without options of its own."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class CellSetup(NamedTuple):
@@ -38,6 +37,8 @@ class Task(ABC):
     """Turns a suite into cells, runs one cell, and renders the tables and figures of a run."""
 
     name: ClassVar[str]
+    #: The stems of the tables :meth:`tables` may write; a study's member ``tables`` must name one of them.
+    table_stems: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type[BaseModel]] = NoOptions
     #: Leading columns of results.csv, in order; a record's other fields follow.
     columns: ClassVar[tuple[str, ...]] = ("suite", "model", "backend", "device", "seed", "status", "error")
