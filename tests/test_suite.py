@@ -164,3 +164,22 @@ def test_values_a_cell_would_fail_on_are_refused(tmp_path, override, message):
     path = write(tmp_path, GOOD)
     assert error_of(path, overrides=["data.train_samples=1000", override]) == message
     assert load_suite(path, overrides=[Override.parse("data.validation_split=0.999")]).data.validation_split == 0.999
+
+
+# Issue 22, item 7: a suite or study file that is not UTF-8 is one line naming it, in run and in list
+def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    from harness import cli
+    from harness.suite.study import load_study
+
+    path = tmp_path / "latin.toml"
+    path.write_bytes('title = "café"\n'.encode("latin-1"))
+    expected = f"suite file {path}: not UTF-8 text (byte 12: 0xe9); save it as UTF-8"
+    assert error_of(str(path)) == expected
+    with pytest.raises(UserError, match=r"^study file .*latin.toml: not UTF-8 text \(byte 12: 0xe9\)"):
+        load_study(path)
+    write(tmp_path, GOOD)
+    monkeypatch.setenv("HARNESS_SUITES", str(tmp_path))
+    assert load_suite("tiny").title == "tiny"  # the other suites of the folder still load
+    for command in (["run", "suite=latin"], ["list"]):
+        assert cli.main(command) == 2
+        assert capsys.readouterr().err == f"harness: error: {expected}\n"
