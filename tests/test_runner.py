@@ -325,3 +325,30 @@ def test_cuda_cells_run_elsewhere_are_not_checked_against_this_machines_gpu():
     with pytest.raises(UserError, match="cuda"):
         runner.check_frameworks(task, cells)
     assert runner.check_frameworks(task, cells, devices_here=False) == {}
+
+
+# Issue 22, item 11: harness report redraws the cells' figures of a deleted run folder, or says it cannot
+def test_render_redraws_the_figures_of_a_deleted_cell_folder_or_says_which_it_cannot(tmp_path, tiny, console,
+                                                                                     monkeypatch):
+    from harness.cells import CellResult, StoredCell
+    from harness.tasks import load_suite, task_for
+
+    suite = load_suite(tiny, "smoke")
+    task = task_for("classify")
+    monkeypatch.setattr(task, "tables", lambda suite, cells: [])  # only the cells' own figures are under test
+    monkeypatch.setattr(task, "figures", lambda suite, cells, out_dir: [])
+    history = [{"epoch": 1, "train_accuracy": 0.5, "val_accuracy": 0.4, "train_loss": 1.0, "val_loss": 1.2}]
+    figures = ["cells/net_a/learning_curves.png", "cells/net_a/confusion_matrix.png"]
+    stored = StoredCell(Cell("tiny", "classify", "Net A", "torch", "cpu", 0, {}),
+                        CellResult("ok", {"device": "cpu"}, {"history": history, "confusion": [[1] * 10] * 10,
+                                                              "figures": figures}))
+    task.render(suite, [stored], tmp_path, console)
+    assert all((tmp_path / name).stat().st_size > 0 for name in figures)
+    assert "not redrawn" not in console.file.getvalue()
+    for name in figures:
+        (tmp_path / name).unlink()
+    monkeypatch.setattr(task, "cell_figures", lambda suite, stored, folder: [])  # a task that cannot redraw them
+    task.render(suite, [stored], tmp_path, console)
+    assert ("2 figure(s) of the cells not redrawn: the classify task draws them while a cell runs, from what the "
+            "store does not keep; run the cells again to have them (first: cells/net_a/learning_curves.png)"
+            in console.file.getvalue())

@@ -60,14 +60,17 @@ class ClassifyTask(Task):
         )
         record["device"] = device
         if options.plots:
-            label = f"{cell.model} ({cell.backend}, {device}, seed {cell.seed})"
-            artifacts["figures"] = [
-                str(plots.learning_curves(artifacts["history"], f"Learning curves: {label}",
-                                          folder / "learning_curves.png").relative_to(context.run_dir)),
-                str(plots.confusion_matrix(artifacts["confusion"], class_names(suite), f"Confusion matrix: {label}",
-                                           folder / "confusion_matrix.png").relative_to(context.run_dir)),
-            ]
+            drawn = self.cell_figures(suite, StoredCell(cell, CellResult("ok", record, artifacts)), folder)
+            artifacts["figures"] = [str(path.relative_to(context.run_dir)) for path in drawn]
         return CellResult("ok", record, artifacts)
+
+    def cell_figures(self, suite: "Suite", stored: StoredCell, folder: Path) -> list[Path]:
+        """A cell's learning curves and confusion matrix, from its stored history and confusion counts."""
+        cell, artifacts = stored.cell, stored.result.artifacts
+        label = f"{cell.model} ({cell.backend}, {stored.result.record['device']}, seed {cell.seed})"
+        return [plots.learning_curves(artifacts["history"], f"Learning curves: {label}", folder / "learning_curves.png"),
+                plots.confusion_matrix(artifacts["confusion"], class_names(suite), f"Confusion matrix: {label}",
+                                       folder / "confusion_matrix.png")]
 
     def summary(self, result: CellResult) -> str:
         r = result.record
