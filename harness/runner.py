@@ -29,7 +29,7 @@ from harness.paths import point_latest, reports_dir
 from harness.progress import RunProgress
 from harness.store import ResultsStore, RunInfo, check_reports, now, write_run_files
 from harness.suite.overrides import Override
-from harness.suite.schema import Suite
+from harness.suite.schema import Suite, settings_difference
 from harness.tasks import load_suite, task_for, validate_suite
 from harness.tasks.base import Task
 
@@ -115,22 +115,42 @@ def new_run_id(settings_hash: str) -> str:
 def open_run(store: ResultsStore, suite: Suite, request: RunRequest, env: dict,
              console: Console | None = None) -> tuple[RunInfo, bool]:
     """The run to write into, leased to this process: the one asked for, an unfinished one of the same
-    settings that no live process is writing, or a new one."""
+    settings (the whole resolved suite, matrix included) that no live process is writing, or a new one."""
     if request.resume not in (None, "no"):
         run = store.run(request.resume)
-        if run.suite != suite.name or run.config_hash != suite.config_hash:
-            raise UserError(f"resume={request.resume}: that run has other settings (suite {run.suite}, "
-                            f"settings {run.config_hash}, now {suite.config_hash}); start a new run with resume=no")
+        difference = (f"suite {run.suite}, now {suite.name}" if run.suite != suite.name
+                      else settings_difference(run.config, suite.resolved()))
+        if difference is not None:
+            raise UserError(f"resume={request.resume}: that run has other settings ({difference}); "
+                            "start a new run with resume=no")
 
     def new_run() -> RunInfo:
         return RunInfo(new_run_id(suite.config_hash), suite.name, suite.profile, suite.config_hash, now(), None,
                        "running", suite.resolved(), env)
 
-    run, resumed, live = store.open_run(suite.name, suite.config_hash, request.resume, new_run)
-    for lease in live if console else ():
-        console.print(f"run {lease.run_id} of these settings is being written by {lease.describe()}: not joining it; "
-                      "to add to it instead, wait for it to finish (or stop it) and run this again", markup=False)
+    def same_settings(stored: RunInfo) -> bool:
+        return settings_difference(stored.config, suite.resolved()) is None
+
+    run, resumed, live = store.open_run(suite.name, suite.config_hash, request.resume, new_run, same_settings)
+    if console is not None:
+        for lease in live:
+            console.print(f"run {lease.run_id} of these settings is being written by {lease.describe()}: not "
+                          "joining it; to add to it instead, wait for it to finish (or stop it) and run this again",
+                          markup=False)
+        if request.resume is None and not resumed:
+            say_why_not_resumed(store, suite, run.run_id, console)
     return run, resumed
+
+
+def say_why_not_resumed(store: ResultsStore, suite: Suite, new_run_id: str, console: Console) -> None:
+    """Name the setting that kept the newest unfinished run of the same training settings from being
+    resumed (another matrix, say), so a new run is no surprise."""
+    for stored in reversed(store.runs(suite.name)):
+        if stored.run_id != new_run_id and stored.config_hash == suite.config_hash and stored.status != "complete":
+            difference = settings_difference(stored.config, suite.resolved())
+            if difference is not None:
+                console.print(f"not resuming run {stored.run_id}: other settings ({difference})", markup=False)
+            return
 
 
 @dataclass
@@ -182,14 +202,22 @@ def check_plan(request: RunRequest) -> tuple[Suite, Task, list[Cell]]:
 def check(request: RunRequest, executor: Executor | None) -> _CheckedRun:
     """Every check of the input, the frameworks and the executor; raises UserError before anything is
     written, and before the calibration and the data, which take seconds."""
-    suite, task, cells = check_plan(request)
-    executor = executor or executor_named(request.executor, **request.executor_options)
+    suite, task, cells, executor = check_input(request, executor)
     env = environment.collect()
     devices_here = executor.name == "local"
     env.update(check_frameworks(task, cells, devices_here))
     executor.start(cells)  # an unreachable cluster fails here, before anything is written
     calibrations = calibration.for_cells(task, cells, devices_here, always=request.calibrate_always)
     return _CheckedRun(suite, task, cells, executor, env, calibrations)
+
+
+def check_input(request: RunRequest, executor: Executor | None) -> tuple[Suite, Task, list[Cell], Executor]:
+    """The checks that start nothing: the executor's options, then :func:`check_plan`. Returns the
+    suite, its task, the cells and the executor (the one given, else the one ``request`` names). A
+    study runs them for every member before it writes anything."""
+    executor = executor or executor_named(request.executor, **request.executor_options)
+    suite, task, cells = check_plan(request)
+    return suite, task, cells, executor
 
 
 def prepare(checked: _CheckedRun, request: RunRequest, console: Console) -> None:

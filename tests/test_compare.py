@@ -27,13 +27,14 @@ SEEDS, REPEATS = 2, 4
 
 
 def store_run(reports, run_id: str, *, seed: int, minute: int, accuracy_shift: float = 0.0,
-              slowdown: float = 1.0, profile: str = "nightly", seeds: int = SEEDS, repeats: int = REPEATS) -> None:
+              slowdown: float = 1.0, profile: str = "nightly", seeds: int = SEEDS, repeats: int = REPEATS,
+              config_hash: str = "cafe01") -> None:
     """A finished run of suite 'demo' in the store and its folder, as the runner leaves it."""
     rng = np.random.default_rng(seed)
     environment = {"git_commit": f"{seed:040d}", "git_dirty": False, "cpu": "EPYC", "cpu_cores": 2,
                    "torch": "2.13.0", "calibration": {"version": 1, "seconds": 0.1 * rng.lognormal(0, 0.02)}}
     config = {"name": "demo", "regression": {"fail": "test_accuracy:-1.0,train_seconds:+10%"}}
-    run = RunInfo(run_id, "demo", profile, "cafe01", f"2026-01-01T00:{minute:02d}:00", None, "running", config,
+    run = RunInfo(run_id, "demo", profile, config_hash, f"2026-01-01T00:{minute:02d}:00", None, "running", config,
                   environment)
     with ResultsStore(reports / "results.db") as store:
         store.create_run(run)
@@ -291,3 +292,29 @@ def test_a_single_timing_sample_is_unconfirmed_exit_0_until_a_rerun_confirms_it(
     assert "2 regression(s)" in error and error.count("confirmed by a second run (+") == 2
     # The rerun at the baseline's speed (the baseline itself): the slow run was a one-off.
     assert cli.main(["compare", "s1", "s2-slow", "rerun=s1", f"reports={reports}"]) == 0
+
+
+# Issue 22, item 3: a misspelt metric in fail= is refused, not silently judged on nothing
+@pytest.mark.parametrize("fail", ["tets_accuracy:-1", "test_acc:-1", "test_accuracy:-1,train_secs:+10%"])
+def test_fail_naming_a_metric_the_runs_do_not_hold_is_refused(history, capsys, fail):
+    assert cli.main(["compare", "r1-plain", "r3-drop", f"fail={fail}", f"reports={history}"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "harness: error: fail=: no metric 't" in error
+    assert error.rstrip().endswith("in the runs of demo; metrics: params, test_accuracy, train_seconds")
+
+
+# Issue 22, item 11: runs of other settings are shown, not judged; json= does not create folders
+def test_runs_of_other_settings_are_not_comparable_and_fail_nothing(history, capsys):
+    store_run(history, "r5-smoke", seed=5, minute=5, accuracy_shift=-2.0, slowdown=1.5, profile="smoke",
+              config_hash="beef02")
+    assert cli.main(["compare", "r1-plain", "r5-smoke", f"reports={history}"]) == 0
+    out = capsys.readouterr().out
+    assert "note: settings differ (config cafe01 vs beef02): the runs do not measure the same thing" in out
+    assert "demo: 6 not comparable, 2 unchanged" in out and "regressed" not in out
+
+
+def test_compare_json_into_a_missing_folder_is_refused_and_creates_nothing(history, capsys, tmp_path):
+    missing = tmp_path / "nonexistent" / "dir"
+    assert cli.main(["compare", "r1-plain", "r2-noise", f"json={missing / 'x.json'}", f"reports={history}"]) == 2
+    assert capsys.readouterr().err == f"harness: error: json={missing / 'x.json'}: no folder {missing}; create it first\n"
+    assert not missing.parent.exists()

@@ -83,3 +83,22 @@ def test_a_tensorflow_only_night_is_calibrated_by_the_runner(tmp_path, mnist, co
         cells = store.cells(results.run_id)
     assert [cell.cell.backend for cell in cells] == ["tensorflow"] * 2
     assert all("calibration" not in cell.result.artifacts for cell in cells)
+
+
+# Issue 22, item 3: a misspelt fail= metric is refused against the baseline before anything is measured
+def test_a_misspelt_fail_metric_is_refused_before_anything_runs(tmp_path, console, monkeypatch):
+    from pathlib import Path
+
+    from harness.errors import UserError
+
+    def measure(*args):
+        raise AssertionError("the suite was measured before fail= was checked")
+
+    monkeypatch.setattr(nightly, "measure", measure)
+    committed = Path(__file__).resolve().parent.parent / "reports" / "baselines" / "cpu-nightly.json"
+    request = nightly.NightlyRequest(suites=["mlp_baseline"], baseline=committed, fail="tets_accuracy:-1",
+                                     reports=tmp_path)
+    with pytest.raises(UserError, match=r"^fail=: no metric 'tets_accuracy' in the runs of mlp_baseline; metrics: "
+                                        r".*\btest_accuracy\b"):
+        nightly.run(request, console)
+    assert not any(tmp_path.iterdir())

@@ -172,6 +172,29 @@ def test_cells_whose_names_map_to_one_folder_get_their_own(tmp_path):
     assert sorted(path.name for path in (tmp_path / "cells").iterdir()) == sorted([first.name, second.name])
 
 
+# Issue 22, item 1: a run of other seeds (backends, devices) is a new run, not a resumed one
+def test_a_run_of_another_matrix_is_not_resumed(reports, tiny, console):
+    from harness.suite.overrides import Override
+    from harness.tasks import load_suite
+
+    seed_0 = load_suite(tiny, "smoke")
+    seed_1 = load_suite(tiny, "smoke", [Override.parse("matrix.seeds=[1]")])
+    with ResultsStore(reports / "results.db") as store:
+        first, _ = runner.open_run(store, seed_0, RunRequest(tiny, "smoke", reports=reports), {}, console)
+    with ResultsStore(reports / "results.db") as store:  # the first left unfinished, its lease released
+        second, resumed = runner.open_run(store, seed_1, RunRequest(tiny, "smoke", reports=reports), {}, console)
+        assert second.run_id != first.run_id and not resumed and second.config["matrix"]["seeds"] == [1]
+    assert (f"not resuming run {first.run_id}: other settings (matrix.seeds: [0] in that run, [1] now)"
+            in console.file.getvalue())
+    with ResultsStore(reports / "results.db") as store, pytest.raises(
+            UserError, match=rf"resume={first.run_id}: that run has other settings \(matrix.seeds: \[0\] in that "
+                             r"run, \[1\] now\); start a new run with resume=no"):
+        runner.open_run(store, seed_1, RunRequest(tiny, "smoke", resume=first.run_id, reports=reports), {})
+    with ResultsStore(reports / "results.db") as store:
+        again, resumed = runner.open_run(store, seed_0, RunRequest(tiny, "smoke", reports=reports), {})
+        assert again.run_id == first.run_id and resumed  # the same settings still resume it
+
+
 # Defect 3 and the lease: a live run is never joined; a dead owner's run is resumed
 slow = pytest.mark.slow
 
@@ -303,3 +326,30 @@ def test_cuda_cells_run_elsewhere_are_not_checked_against_this_machines_gpu():
     with pytest.raises(UserError, match="cuda"):
         runner.check_frameworks(task, cells)
     assert runner.check_frameworks(task, cells, devices_here=False) == {}
+
+
+# Issue 22, item 11: harness report redraws the cells' figures of a deleted run folder, or says it cannot
+def test_render_redraws_the_figures_of_a_deleted_cell_folder_or_says_which_it_cannot(tmp_path, tiny, console,
+                                                                                     monkeypatch):
+    from harness.cells import CellResult, StoredCell
+    from harness.tasks import load_suite, task_for
+
+    suite = load_suite(tiny, "smoke")
+    task = task_for("classify")
+    monkeypatch.setattr(task, "tables", lambda suite, cells: [])  # only the cells' own figures are under test
+    monkeypatch.setattr(task, "figures", lambda suite, cells, out_dir: [])
+    history = [{"epoch": 1, "train_accuracy": 0.5, "val_accuracy": 0.4, "train_loss": 1.0, "val_loss": 1.2}]
+    figures = ["cells/net_a/learning_curves.png", "cells/net_a/confusion_matrix.png"]
+    stored = StoredCell(Cell("tiny", "classify", "Net A", "torch", "cpu", 0, {}),
+                        CellResult("ok", {"device": "cpu"}, {"history": history, "confusion": [[1] * 10] * 10,
+                                                              "figures": figures}))
+    task.render(suite, [stored], tmp_path, console)
+    assert all((tmp_path / name).stat().st_size > 0 for name in figures)
+    assert "not redrawn" not in console.file.getvalue()
+    for name in figures:
+        (tmp_path / name).unlink()
+    monkeypatch.setattr(task, "cell_figures", lambda suite, stored, folder: [])  # a task that cannot redraw them
+    task.render(suite, [stored], tmp_path, console)
+    assert ("2 figure(s) of the cells not redrawn: the classify task draws them while a cell runs, from what the "
+            "store does not keep; run the cells again to have them (first: cells/net_a/learning_curves.png)"
+            in console.file.getvalue())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness.study import runner as study_runner
 from harness.commands import list as list_command
 from harness.errors import UserError
 from harness.runner import RunRequest
-from harness.store import ResultsStore
+from harness.store import ResultsStore, RunInfo, now
 from harness.suite.load import suite_names
 from harness.suite.overrides import Override
 from harness.suite.study import load_study
@@ -19,12 +21,12 @@ REPORT_ORDER = ["pca", "perceptron", "mlp_baseline", "mlp_depth", "cnn_baseline"
 
 
 def test_the_report_study_plans_every_suite_in_the_reports_order_without_training():
-    study, planned = study_runner.plan_study(RunRequest("report", "smoke"))
+    study, planned, _ = study_runner.plan_study(RunRequest("report", "smoke"))
     assert [suite.name for _, suite in planned] == REPORT_ORDER
     assert all(request.profile == suite.profile == "smoke" for request, suite in planned)
     tables = {number for member in study.members for number in member.tables}
     assert {"2.1", "3.1", "3.2", "4.1", "4.3", "4.4", "6.1", "6.2"} <= tables
-    _, claims_profile = study_runner.plan_study(RunRequest("report", "claims"))
+    _, claims_profile, _ = study_runner.plan_study(RunRequest("report", "claims"))
     assert [(r.profile, suite.name) for r, suite in claims_profile] == [
         ("claims", "perceptron"), ("claims", "mlp_vs_cnn"), ("claims", "mtl")]
     assert load_suite("mtl", "claims").matrix.seeds == [0, 1, 2, 3, 4]
@@ -137,3 +139,53 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
 
     again = study_runner.run_study(request, console)
     assert again.run.run_id != first.run_id  # a complete study run is not resumed: a new one starts
+
+
+# Issue 22, item 4: every option of a study, its executor's included, is checked before anything is written
+@pytest.mark.parametrize("options, message", [
+    (["executor=ray", "threads_per_cell=0"], "threads_per_cell='0': expected a positive integer"),
+    (["executor=dask"], "executor='dask': allowed: local, ray"),
+    (["train.learning_rate=inf"], "train.learning_rate: Input should be a finite number"),
+])
+def test_a_study_with_a_bad_option_writes_nothing(reports, capsys, options, message):
+    from harness import cli
+
+    assert cli.main(["run", "suite=report", "profile=smoke", *options]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.splitlines()) == 1
+    assert not reports.exists()
+
+
+# Issue 22, item 8: a study naming a table its member does not write is refused as it is planned
+def test_a_study_naming_a_table_that_does_not_exist_is_refused(tmp_path, reports):
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY.replace('"4.3" = "table"', '"4.3" = "tabel"'))
+    with pytest.raises(UserError, match=r"^study tiny: member mlp_vs_cnn: no table 'tabel'; its task \(classify\) "
+                                        r"writes: table, backends$"):
+        study_runner.plan_study(RunRequest(str(study), "smoke", reports=reports))
+    assert not reports.exists()
+
+
+# Issue 22, item 1: a study's identity is made of its members' whole settings, matrix included
+def test_a_study_of_other_seeds_is_another_study_run(tmp_path, reports):
+    study_file = tmp_path / "tiny.toml"
+    study_file.write_text(TINY)
+    seed_0 = RunRequest(str(study_file), "smoke", reports=reports)
+    seed_1 = RunRequest(str(study_file), "smoke", overrides=[Override("matrix.seeds", [1])], reports=reports)
+    study, planned_0, _ = study_runner.plan_study(seed_0)
+    _, planned_1, _ = study_runner.plan_study(seed_1)
+    settings_0 = study_runner.study_settings(study, "smoke", planned_0)
+    assert settings_0 != study_runner.study_settings(study, "smoke", planned_1)
+    with ResultsStore(reports / "results.db") as store:
+        first = study_runner.open_study_run(store, study, seed_0, settings_0, planned_0)
+        member = dict((suite.name, suite) for _, suite in planned_0)["mlp_vs_cnn"]
+        store.create_run(RunInfo(f"{first.run_id}.mlp_vs_cnn", "mlp_vs_cnn", "smoke", member.config_hash, now(), None,
+                                 "running", member.resolved(), {}))
+    with ResultsStore(reports / "results.db") as store:
+        with pytest.raises(UserError, match=rf"^resume={first.run_id}: that run has other settings \(mlp_vs_cnn: "
+                                            r"matrix.seeds: \[0\] in that run, \[1\] now\); start a new run"):
+            study_runner.open_study_run(store, study, replace(seed_1, resume=first.run_id),
+                                        study_runner.study_settings(study, "smoke", planned_1), planned_1)
+        other = study_runner.open_study_run(store, study, seed_1, study_runner.study_settings(study, "smoke", planned_1),
+                                            planned_1)
+        assert other.run_id != first.run_id

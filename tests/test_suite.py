@@ -114,6 +114,19 @@ def test_config_hash_ignores_the_matrix_but_not_the_settings(tmp_path):
     assert load_suite(path, overrides=[Override.parse("train.batch_size=10")]).config_hash != base
 
 
+def test_a_runs_identity_is_its_whole_resolved_suite_matrix_included(tmp_path):
+    from harness.suite.schema import settings_difference
+
+    path = write(tmp_path, GOOD)
+    base = load_suite(path)
+    other_seed = load_suite(path, overrides=[Override.parse("matrix.seeds=[1]")])
+    assert other_seed.identity != base.identity
+    assert settings_difference(base.resolved(), other_seed.resolved()) == "matrix.seeds: [0] in that run, [1] now"
+    assert settings_difference(base.resolved(), load_suite(path).resolved()) is None
+    judged_otherwise = base.resolved() | {"description": "other words", "regression": {"alpha": 0.01}}
+    assert settings_difference(base.resolved(), judged_otherwise) is None  # how results are judged is not what runs
+
+
 def test_every_backend_a_suite_may_name_is_registered():
     from harness.backends import backend_names
     from harness.suite.schema import BACKEND_NAMES
@@ -135,3 +148,38 @@ def test_every_suite_has_a_nightly_profile_with_five_timing_samples_a_row():
     for name in names:
         suite = load_suite(name, "nightly")
         assert timing_samples(suite) >= 5, name
+
+
+# Issue 22, item 11: values a cell would fail on are refused as the suite loads
+@pytest.mark.parametrize("override, message", [
+    ("train.learning_rate=inf", "suite tiny: train.learning_rate: Input should be a finite number (got 'inf')"),
+    ("train.learning_rate=1e308", "suite tiny: train.learning_rate: Input should be less than or equal to 100 "
+                                  "(got 1e+308)"),
+    ("data.validation_split=0.9999", "suite tiny: data: validation_split 0.9999 holds out all 1,000 training "
+                                     "samples, leaving none to train on; lower it or raise data.train_samples"),
+    ("data.validation_split=0.0001", "suite tiny: data: validation_split 0.0001 holds out no sample of 1,000; "
+                                     "raise it (or set 0 for no validation set)"),
+])
+def test_values_a_cell_would_fail_on_are_refused(tmp_path, override, message):
+    path = write(tmp_path, GOOD)
+    assert error_of(path, overrides=["data.train_samples=1000", override]) == message
+    assert load_suite(path, overrides=[Override.parse("data.validation_split=0.999")]).data.validation_split == 0.999
+
+
+# Issue 22, item 7: a suite or study file that is not UTF-8 is one line naming it, in run and in list
+def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    from harness import cli
+    from harness.suite.study import load_study
+
+    path = tmp_path / "latin.toml"
+    path.write_bytes('title = "café"\n'.encode("latin-1"))
+    expected = f"suite file {path}: not UTF-8 text (byte 12: 0xe9); save it as UTF-8"
+    assert error_of(str(path)) == expected
+    with pytest.raises(UserError, match=r"^study file .*latin.toml: not UTF-8 text \(byte 12: 0xe9\)"):
+        load_study(path)
+    write(tmp_path, GOOD)
+    monkeypatch.setenv("HARNESS_SUITES", str(tmp_path))
+    assert load_suite("tiny").title == "tiny"  # the other suites of the folder still load
+    for command in (["run", "suite=latin"], ["list"]):
+        assert cli.main(command) == 2
+        assert capsys.readouterr().err == f"harness: error: {expected}\n"

@@ -78,6 +78,9 @@ def request_from_arguments(argv: list[str]) -> CompareRequest:
         raise UserError("rerun= needs CURRENT too: harness compare BASELINE CURRENT rerun=RUN")
     if options.get("normalize") not in (None, "auto", "always", "never"):
         raise UserError(f"normalize={options['normalize']!r}: allowed: auto, always, never")
+    if "json" in options and not Path(options["json"]).parent.is_dir():
+        # Creating folders the user did not ask for (a typo, /nonexistent/...) is not this command's to do.
+        raise UserError(f"json={options['json']}: no folder {Path(options['json']).parent}; create it first")
     return CompareRequest(
         baseline=args.positional[0],
         current=args.positional[1] if len(args.positional) > 1 else None,
@@ -129,7 +132,6 @@ def run(request: CompareRequest, console: Console) -> list[Comparison]:
     for comparison in comparisons:
         print_comparison(comparison, console)
     if request.json is not None:
-        request.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(request.json, json.dumps([c.as_dict() for c in comparisons], indent=1) + "\n")
     return comparisons
 

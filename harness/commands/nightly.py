@@ -26,7 +26,7 @@ from harness.commands import compare as compare_command
 from harness.commands.args import parse_arguments
 from harness.compare import baselines, benchmark_export
 from harness.compare.checks import parse_checks
-from harness.compare.comparison import Comparison, compare, confirm
+from harness.compare.comparison import Comparison, check_metrics, compare, confirm
 from harness.compare.results import RunResults
 from harness.errors import RegressionFound, UserError
 from harness.history import drift
@@ -159,6 +159,9 @@ def check_drift(request: NightlyRequest, suite: str, profile: str, baseline: Run
 def run(request: NightlyRequest, console: Console) -> list[SuiteOutcome]:
     """Run, compare, measure suspects again, write the reports; returns each suite's outcome."""
     expected = {results.suite: results for results in baselines.read_baseline(request.baseline_file).values()}
+    for suite in request.suites:
+        if suite in expected:
+            check_metrics(request.fail, expected[suite])  # a misspelt fail= is refused before anything runs
     outcomes = [check_suite(request, suite, expected, console) for suite in request.suites]
     atomic_write(request.reports / "nightly.json",
                  json.dumps({"baseline": str(request.baseline_file), "profile": request.profile,

@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.compare.checks import SUSPECT, Check, EqualCheck, Outcome, StatusCheck, Verdict, parse_checks
 from harness.compare.results import RunResults, Side
+from harness.errors import UserError
 from harness.thresholds import is_timing
 
 #: Environment entries that identify the machine: when they differ, timings need the calibration.
@@ -229,6 +230,12 @@ def blame_the_machine(raw: Verdict, normalised: Verdict | None, load: float) -> 
                            f"(machine load): {normalised.change:+.1f} % once scaled")
 
 
+def other_settings(verdict: Verdict) -> Verdict:
+    """A verdict between runs of different settings: not comparable, its numbers shown for reading only."""
+    return replace(verdict, outcome=Outcome.NOT_COMPARABLE,
+                   message=f"{verdict.message.partition('; ')[0]}; not compared: the settings differ")
+
+
 def limit_timing(verdict: Verdict, scale: TimeScale) -> Verdict:
     """A timing verdict as far as the calibration lets it go: not comparable at all, or a regression
     left unconfirmed when the calibration was unsteady."""
@@ -241,6 +248,15 @@ def limit_timing(verdict: Verdict, scale: TimeScale) -> Verdict:
     return verdict
 
 
+def check_metrics(fail: str | None, baseline: RunResults) -> None:
+    """Every metric named in ``fail`` (the command line's thresholds) must be one the baseline holds:
+    a misspelt name would otherwise judge nothing, and a gate with a typo would pass silently."""
+    unknown = [check.metric for check in parse_checks(fail or "") if check.metric not in baseline.metrics()]
+    if unknown:
+        raise UserError(f"fail=: no metric {', '.join(map(repr, unknown))} in the runs of {baseline.suite}; "
+                        f"metrics: {', '.join(baseline.metrics()) or 'none'}")
+
+
 def compare(baseline: RunResults, current: RunResults, fail: str | None = None, alpha: float | None = None,
             normalize: str | None = None) -> Comparison:
     """Judge ``current`` against ``baseline`` row by row.
@@ -248,6 +264,7 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
     Thresholds come from the current run's suite settings, with ``fail`` (command-line thresholds)
     replacing those of the metrics it names; ``alpha`` and ``normalize`` likewise.
     """
+    check_metrics(fail, baseline)
     settings = current.settings()
     status_check = StatusCheck()
     checks: list[Check] = [status_check, EqualCheck("params")]
@@ -262,9 +279,10 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
     if len(baseline.runs) > 1:
         notes.append(f"baseline pooled from {len(baseline.runs)} runs: timings are judged against how much they "
                      "varied from run to run")
-    if baseline.config_hash != current.config_hash:
-        notes.append(f"settings differ (config {baseline.config_hash} vs {current.config_hash}): "
-                     "the runs may not measure the same thing")
+    settings_differ = baseline.config_hash != current.config_hash
+    if settings_differ:
+        notes.append(f"settings differ (config {baseline.config_hash} vs {current.config_hash}): the runs do not "
+                     "measure the same thing, so their numbers are not compared; compare runs of the same settings")
     before_rows, now_rows = baseline.rows(), current.rows()
     verdicts: list[Verdict] = []
     per_cell = 0
@@ -274,6 +292,8 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
         per_cell += row_timing is not scale or row_load is not load
         now = Side(tuple(now_rows.get(row, ())), row_timing.factor)
         status = status_check.judge(row, now, before, alpha)
+        if settings_differ and status.outcome is Outcome.REGRESSED and not now.cells:
+            status = other_settings(status)  # other settings may run other rows; a failing cell still fails
         verdicts.append(status)
         if status.outcome in (Outcome.NEW,) or not now.cells:
             continue
@@ -286,7 +306,7 @@ def compare(baseline: RunResults, current: RunResults, fail: str | None = None, 
                     verdict = blame_the_machine(verdict, check.judge(row, replace(now, time_scale=row_load), before,
                                                                      alpha), row_load)
                 verdict = limit_timing(verdict, row_timing)
-            verdicts.append(verdict)
+            verdicts.append(other_settings(verdict) if settings_differ else verdict)
     if per_cell:
         notes.append(f"{per_cell} row(s) judged by the calibrations taken around their own cells")
     return Comparison(

@@ -158,6 +158,11 @@ class RunResults:
         """The suite's regression settings as stored with the run (defaults where it had none)."""
         return RegressionSettings.model_validate(self.regression or {})
 
+    def metrics(self) -> list[str]:
+        """The metrics a threshold can judge in this run: those with a number in some cell, sorted."""
+        names = {name for cell in self.cells for name in (*cell.record, *cell.samples) if cell.values(name)}
+        return sorted(names - set(POOLED))
+
 
 @dataclass(frozen=True)
 class Side:

@@ -191,11 +191,11 @@ class ResultsStore:
         """The lease on a run, live or not (None: nobody has claimed it since it was last released)."""
         return self._leases.get(run_id)
 
-    def open_run(self, suite: str, config_hash: str, resume: str | None,
-                 new_run: Callable[[], RunInfo]) -> tuple[RunInfo, bool, list[Lease]]:
+    def open_run(self, suite: str, config_hash: str, resume: str | None, new_run: Callable[[], RunInfo],
+                 same_settings: Callable[[RunInfo], bool] = lambda run: True) -> tuple[RunInfo, bool, list[Lease]]:
         """Claim the run to write into, in one transaction: the one asked for (``resume`` = a run id),
-        else (``resume`` None) the newest unfinished run of these settings that nobody live is writing,
-        else a new one from ``new_run()``.
+        else (``resume`` None) the newest unfinished run of these settings (``config_hash``, and
+        ``same_settings`` true of it) that nobody live is writing, else a new one from ``new_run()``.
 
         Returns the run, whether it is resumed, and the live leases passed over (to tell the user).
         A run id whose owner is alive raises :class:`RunBusy`. The lease is this store's until
@@ -214,7 +214,8 @@ class ResultsStore:
                 return run, True, []
             passed: list[Lease] = []
             if resume is None:
-                unfinished = [r for r in self.runs(suite) if r.config_hash == config_hash and r.status != "complete"]
+                unfinished = [r for r in self.runs(suite)
+                              if r.config_hash == config_hash and r.status != "complete" and same_settings(r)]
                 for run in reversed(unfinished):
                     lease = self.lease(run.run_id)
                     if lease is not None and lease.live():

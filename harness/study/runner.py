@@ -21,14 +21,16 @@ from harness.cells import units
 from harness.study import claims
 from harness.errors import UserError
 from harness.estimate import format_seconds
-from harness.executors import Executor
+from harness.executors import Executor, executor_named
 from harness.paths import point_latest
 from harness.study import document
 from harness.store import ResultsStore, RunInfo, now
 from harness.suite.load import suites_dir
 from harness.suite.schema import Suite
-from harness.suite.study import Study, config_hash, is_study_file, load_study
+from harness.suite.schema import settings_difference as suite_difference
+from harness.suite.study import Member, Study, config_hash, is_study_file, load_study
 from harness.tasks import task_for, validate_suite
+from harness.tasks.base import Task
 
 
 @dataclass
@@ -66,50 +68,95 @@ def member_run_id(study_run_id: str, suite: str) -> str:
     return f"{study_run_id}.{suite}"
 
 
-def plan_study(request: runner.RunRequest) -> tuple[Study, list[tuple[runner.RunRequest, Suite]]]:
-    """The study and, per member run in this profile, its request and resolved suite; every member suite
-    is loaded with the overrides now, so a bad one fails before anything is written."""
+def plan_study(request: runner.RunRequest, executor: Executor | None = None
+               ) -> tuple[Study, list[tuple[runner.RunRequest, Suite]], Executor]:
+    """The study, per member run in this profile its request and resolved suite, and the executor.
+
+    Every check a member's run makes before writing is made here for every member (the suite with the
+    overrides, the executor's options, the frameworks and devices, the tables the study names), and
+    the executor is started with every member's cells: a bad option fails before anything is written.
+    """
     path = study_path(request.suite)
     if path is None:
         raise UserError(f"{request.suite!r} is not a study file")
     study = load_study(path)
     if request.models is not None:
         raise UserError("model= picks models of one suite; a study runs its members whole (run a member suite instead)")
-    planned = []
+    executor = executor or executor_named(request.executor, **request.executor_options)
+    planned, every_cell = [], []
     for member, profile in study.members_in(request.profile):
         member_request = replace(request, suite=study.suite_path(member), profile=profile, resume=None)
-        suite, _, cells = runner.plan(member_request)
-        if not cells:
-            raise UserError(f"study {study.name}: member {suite.name}: nothing to run")
+        suite, task, cells, executor = runner.check_input(member_request, executor)
+        check_tables(study, member, suite.name, task)
+        runner.check_frameworks(task, cells, devices_here=executor.name == "local")
         planned.append((member_request, suite))
-    return study, planned
+        every_cell += cells
+    executor.start(every_cell)
+    return study, planned, executor
+
+
+def check_tables(study: Study, member: Member, suite: str, task: Task) -> None:
+    """Each table the study maps to the report must be one the member's task writes."""
+    unknown = [stem for stem in member.tables.values() if stem not in task.table_stems]
+    if unknown:
+        raise UserError(f"study {study.name}: member {suite}: no table {', '.join(map(repr, unknown))}; "
+                        f"its task ({task.name}) writes: {', '.join(task.table_stems) or 'none'}")
+
+
+def study_settings(study: Study, profile: str, planned: list[tuple[runner.RunRequest, Suite]]) -> str:
+    """A study run's identity: the study, the profile and each member's whole settings, matrix included."""
+    return config_hash(study, profile, {suite.name: suite.identity for _, suite in planned})
+
+
+def study_difference(store: ResultsStore, study_run: RunInfo, study: Study, profile: str,
+                     planned: list[tuple[runner.RunRequest, Suite]]) -> str:
+    """What tells a stored study run from the command's settings: the study, its members, or the first
+    setting of the first member that differs."""
+    if study_run.suite != study.name or not is_study_run(study_run):
+        return f"study {study_run.suite}, now {study.name}"
+    stored = study_run.config["members"]
+    names = [suite.name for _, suite in planned]
+    if sorted(stored) != sorted(names):
+        return f"members {', '.join(sorted(stored))} in that run, {', '.join(names)} now"
+    for _, suite in planned:
+        found = {r.run_id: r for r in store.runs(suite.name)}.get(stored[suite.name])
+        difference = suite_difference(found.config, suite.resolved()) if found is not None else None
+        if difference is not None:
+            return f"{suite.name}: {difference}"
+    if study_run.profile != profile:
+        return f"profile {study_run.profile} in that run, {profile} now"
+    return "the members' settings differ (overrides, matrix)"  # of members that run had not started
 
 
 def open_study_run(store: ResultsStore, study: Study, request: runner.RunRequest, settings: str,
-                   members: list[str]) -> RunInfo:
+                   planned: list[tuple[runner.RunRequest, Suite]]) -> RunInfo:
     """The study run to continue (the one asked for, or an unfinished one of the same settings that no live
     process is writing) or a new one; leased to this process like any run (:meth:`ResultsStore.open_run`)."""
+    if request.resume not in (None, "no"):
+        asked = store.run(request.resume)
+        if asked.config_hash != settings or asked.suite != study.name:
+            raise UserError(f"resume={request.resume}: that run has other settings "
+                            f"({study_difference(store, asked, study, request.profile, planned)}); start a new run with resume=no")
 
     def new_run() -> RunInfo:
         run_id = runner.new_run_id(settings)
-        config = {"study": study.resolved(), "members": {name: member_run_id(run_id, name) for name in members}}
+        config = {"study": study.resolved(),
+                  "members": {suite.name: member_run_id(run_id, suite.name) for _, suite in planned}}
         return RunInfo(run_id, study.name, request.profile, settings, now(), None, "running", config,
                        {"wall_seconds": {}})
 
     run, _, _ = store.open_run(study.name, settings, request.resume, new_run)
-    if run.suite != study.name or run.config_hash != settings:
-        raise UserError(f"resume={request.resume}: that run has other settings; start a new run with resume=no")
     return run
 
 
 def run_study(request: runner.RunRequest, console: Console, executor: Executor | None = None) -> StudyOutcome:
     """Run every member of a study into one study run, then write its reproduction document."""
-    study, planned = plan_study(request)
-    settings = config_hash(study, request.profile, {suite.name: suite.config_hash for _, suite in planned})
+    study, planned, executor = plan_study(request, executor)
+    settings = study_settings(study, request.profile, planned)
     database = request.reports / "results.db"
     # One store for the whole study: it holds the study run's lease while the members run.
     with ResultsStore(database) as store:
-        study_run = open_study_run(store, study, request, settings, [suite.name for _, suite in planned])
+        study_run = open_study_run(store, study, request, settings, planned)
         console.print(f"study {study.name} ({request.profile}), run {study_run.run_id}: "
                       f"{', '.join(suite.name for _, suite in planned)}", markup=False)
         outcomes = []

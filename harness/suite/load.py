@@ -9,7 +9,6 @@ which hands its check in here: the suite stage knows nothing of tasks.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from harness.errors import UserError, echo
 from harness.suite.overrides import Override, apply_overrides
 from harness.suite.schema import Suite
+from harness.suite.toml_file import read_toml
 
 #: Checks a validated suite further (the task registry checks the task name and options); raises UserError.
 SuiteCheck = Callable[[Suite, str], None]
@@ -40,16 +40,6 @@ def suite_names() -> list[str]:
     return sorted(path.stem for path in suites_dir().glob("*.toml") if not is_study_file(path))
 
 
-def read_suite_file(path: Path) -> dict[str, Any]:
-    """The raw TOML of a suite file; a syntax error is a one-line UserError."""
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"suite file {path}: invalid TOML: {error}") from None
-    except OSError as error:
-        raise UserError(f"suite file {path}: cannot read: {error.strerror}") from None
-
-
 def load_suite(
     name_or_path: str, profile: str = "full", overrides: list[Override] | tuple[Override, ...] = (),
     check: SuiteCheck | None = None,
@@ -60,7 +50,7 @@ def load_suite(
         path = suites_dir() / f"{name_or_path}.toml"
         if not path.is_file():
             raise UserError(f"unknown suite {echo(name_or_path)}; suites: {', '.join(suite_names())}")
-    raw = read_suite_file(path)
+    raw = read_toml(path, "suite")  # a file that is not UTF-8 or not TOML is one line
     if "members" in raw:
         raise UserError(f"{path.stem} is a study, not a suite: run it with harness run suite={path.stem}")
     raw["name"] = path.stem

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StrictModel(BaseModel):
-    """Settings a person writes: unknown keys are refused."""
+    """Settings a person writes: unknown keys are refused, and so are infinite and NaN numbers (no
+    setting means them, and a cell would fail on them after the run was created)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class OpenModel(BaseModel):

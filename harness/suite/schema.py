@@ -25,6 +25,11 @@ BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
 
 
+#: The largest learning rate a suite may set: far beyond it every optimizer here diverges at the first
+#: step (and 1e308 overflows), so a larger one is a typo caught as the suite loads.
+MAX_LEARNING_RATE = 100.0
+
+
 class DataSettings(StrictModel):
     """Which dataset, and how much of it."""
 
@@ -46,6 +51,19 @@ class DataSettings(StrictModel):
             raise ValueError(f"{count:,} is more than {dataset} has; allowed: 1 to {available:,} ({part} images)")
         return count
 
+    @model_validator(mode="after")
+    def _both_parts_hold_samples(self) -> "DataSettings":
+        # The split harness.data.split makes: the last round(share x pool) samples of the pool are held out.
+        pool = self.train_samples or DATASET_SIZES[self.dataset]["train"]
+        held_out = round(self.validation_split * pool)
+        if held_out >= pool:
+            raise ValueError(f"validation_split {self.validation_split} holds out all {pool:,} training samples, "
+                             "leaving none to train on; lower it or raise data.train_samples")
+        if self.validation_split > 0 and held_out == 0:
+            raise ValueError(f"validation_split {self.validation_split} holds out no sample of {pool:,}; raise it "
+                             "(or set 0 for no validation set)")
+        return self
+
 
 class TrainSettings(StrictModel):
     """How every model of the suite is trained."""
@@ -53,7 +71,7 @@ class TrainSettings(StrictModel):
     epochs: PositiveInt = Field(10, description="Passes over the training set.")
     batch_size: PositiveInt = Field(50, description="Samples per optimizer step.")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
-    learning_rate: float = Field(1e-3, gt=0.0, description="Optimizer learning rate.")
+    learning_rate: float = Field(1e-3, gt=0.0, le=MAX_LEARNING_RATE, description="Optimizer learning rate.")
     loss: Literal["cross_entropy"] = Field("cross_entropy", description="Training loss.")
     fast: bool = Field(True, description="The fast training step (fused optimizer, channels-last convolutions, "
                        "CUDA graphs; Keras: 32 steps per call, XLA on GPUs): same mathematics, float rounding "
@@ -138,14 +156,58 @@ class Suite(StrictModel):
         """The whole resolved suite as plain JSON data, stored unchanged with every result."""
         return self.model_dump(mode="json")
 
+    def run_settings(self) -> dict[str, Any]:
+        """Every setting that decides what is run, matrix included: a run's identity (see
+        :func:`settings_difference`). How results are described or judged is left out."""
+        return run_settings(self.resolved())
+
     @property
     def config_hash(self) -> str:
-        """Identifies these settings: a run resumes only into a run with the same hash."""
-        settings = self.resolved()
-        settings.pop("description", None)
-        settings.pop("regression", None)  # how a run is judged is not how it is run
-        settings.pop("claims", None)
-        settings.pop("tolerances", None)
-        settings.pop("matrix")  # a run may cover more or fewer cells of the same settings
-        blob = json.dumps(settings, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        """The training settings, matrix left out: runs with the same hash measure the same thing cell
+        by cell, so the comparison holds them comparable, and their run ids share an ending. Which run
+        a command resumes is decided by the whole of :meth:`run_settings`, matrix included."""
+        settings = self.run_settings()
+        settings.pop("matrix")  # a run of more or fewer cells of these settings measures the same thing per cell
+        return settings_hash(settings)
+
+    @property
+    def identity(self) -> str:
+        """A hash of :meth:`run_settings`, matrix included (a study's identity is made of its members')."""
+        return settings_hash(self.run_settings())
+
+
+#: Parts of a resolved suite that describe or judge its results without changing what is run.
+NOT_RUN_SETTINGS = ("description", "regression", "claims", "tolerances")
+
+
+def run_settings(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved suite (as stored with a run) less what does not change what is run."""
+    return {key: value for key, value in resolved.items() if key not in NOT_RUN_SETTINGS}
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """Twelve hex digits identifying ``settings`` (plain JSON data)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def settings_difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The first setting that tells a stored run's resolved suite from the command's, as
+    ``matrix.seeds: [0] in that run, [1] now``; None when every setting that decides what is run is equal."""
+    differences = _differences(run_settings(stored), run_settings(current), "")
+    return differences[0] if differences else None
+
+
+def _differences(stored: Any, current: Any, where: str) -> list[str]:
+    if isinstance(stored, dict) and isinstance(current, dict):
+        found: list[str] = []
+        for key in sorted(set(stored) | set(current), key=str):
+            found += _differences(stored.get(key), current.get(key), f"{where}.{key}" if where else str(key))
+        return found
+    if stored == current:
+        return []
+    return [f"{where or 'settings'}: {_short(stored)} in that run, {_short(current)} now"]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from harness.errors import UserError
 from harness.suite.models import StrictModel
+from harness.suite.toml_file import read_toml
 
 #: How far ours may lie from the report's number, per metric, unless a suite says otherwise: accuracies
 #: within half a percentage point, counts exactly; times are not judged across machines.
@@ -137,17 +138,14 @@ def config_hash(study: Study, profile: str, member_hashes: dict[str, str]) -> st
 def is_study_file(path: Path) -> bool:
     """Whether a .toml file is a study (has ``members``) rather than a suite."""
     try:
-        return "members" in tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, OSError):
+        return "members" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
         return False  # the suite loader reports a broken file with its own message
 
 
 def load_study(path: Path) -> Study:
     """Read and validate a study file; every problem is a one-line UserError naming the field."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"study file {path}: invalid TOML: {error}") from None
+    raw = read_toml(path, "study")
     raw.update(name=path.stem, folder=str(path.parent))
     try:
         return Study.model_validate(raw)

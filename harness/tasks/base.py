@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.render.tables import Table, write_tables
+from harness.suite.models import StrictModel
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,10 +20,8 @@ if TYPE_CHECKING:
     from harness.suite.schema import Suite
 
 
-class NoOptions(BaseModel):
+class NoOptions(StrictModel):
     """A task without options of its own."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class CellSetup(NamedTuple):
@@ -63,6 +62,8 @@ class Task(ABC):
     """Turns a suite into cells, runs one cell, and renders the tables and figures of a run."""
 
     name: ClassVar[str]
+    #: The stems of the tables :meth:`tables` may write; a study's member ``tables`` must name one of them.
+    table_stems: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type[BaseModel]] = NoOptions
     #: Leading columns of results.csv, in order; a record's other fields follow.
     columns: ClassVar[tuple[str, ...]] = ("suite", "model", "backend", "device", "seed", "status", "error")
@@ -127,9 +128,30 @@ class Task(ABC):
         """Draw the run's figures from stored results into ``out_dir``; returns the files written."""
         return []
 
+    def cell_figures(self, suite: "Suite", stored: StoredCell, folder: Path) -> list[Path]:
+        """Draw one finished cell's own figures into ``folder`` from its stored record and artifacts;
+        returns the files written ([] where they need what the store does not hold, e.g. weights)."""
+        return []
+
     def render(self, suite: "Suite", cells: list[StoredCell], out_dir: Path, console: "Console | None") -> list[Table]:
-        """Write the run's tables and figures from stored results (never retrains); returns the tables."""
+        """Write the run's tables and figures from stored results (never retrains), redrawing the cells'
+        own figures that are gone (a deleted run folder); returns the tables."""
         tables = self.tables(suite, cells)
         write_tables(tables, out_dir, console)
         self.figures(suite, cells, out_dir)
+        lost = [path for stored in cells for path in self._redraw_lost_figures(suite, stored, out_dir)]
+        if lost and console is not None:
+            console.print(f"{len(lost)} figure(s) of the cells not redrawn: the {self.name} task draws them while a "
+                          f"cell runs, from what the store does not keep; run the cells again to have them "
+                          f"(first: {lost[0]})", markup=False, soft_wrap=True)
         return tables
+
+    def _redraw_lost_figures(self, suite: "Suite", stored: StoredCell, out_dir: Path) -> list[str]:
+        """Redraw a cell's recorded figures when any is missing; returns those still missing."""
+        missing = [name for name in stored.result.artifacts.get("figures") or [] if not (out_dir / name).is_file()]
+        if not missing or not stored.result.ok:
+            return []
+        folder = (out_dir / missing[0]).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        self.cell_figures(suite, stored, folder)
+        return [name for name in missing if not (out_dir / name).is_file()]

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.render import plots, tables
 from harness.render.tables import Table
+from harness.suite.models import StrictModel
 from harness.tasks.base import CellWork, Task
 from harness.tasks.training import class_names, finished_frame, train_and_measure, training_work
 
@@ -26,10 +27,8 @@ if TYPE_CHECKING:
     from harness.suite.schema import Suite
 
 
-class ClassifyOptions(BaseModel):
+class ClassifyOptions(StrictModel):
     """Settings of the classification task."""
-
-    model_config = ConfigDict(extra="forbid")
 
     save_weights: bool = Field(False, description="Keep each trained model in its cell folder for later suites.")
     plots: bool = Field(True, description="Write learning curves and confusion matrices per cell.")
@@ -39,6 +38,7 @@ class ClassifyTask(Task):
     """Tables 3.1, 3.2, 4.1, 4.3 and 4.4 of the report."""
 
     name = "classify"
+    table_stems = ("table", "backends")
     Options = ClassifyOptions
     columns = ("suite", "model", "backend", "device", "seed", "params", "flops", "depth", "max_width", "widths",
                "epochs", "train_samples", "val_samples", "test_samples", "train_accuracy", "val_accuracy",
@@ -64,14 +64,17 @@ class ClassifyTask(Task):
         )
         record["device"] = device
         if options.plots:
-            label = f"{cell.model} ({cell.backend}, {device}, seed {cell.seed})"
-            artifacts["figures"] = [
-                str(plots.learning_curves(artifacts["history"], f"Learning curves: {label}",
-                                          folder / "learning_curves.png").relative_to(context.run_dir)),
-                str(plots.confusion_matrix(artifacts["confusion"], class_names(suite), f"Confusion matrix: {label}",
-                                           folder / "confusion_matrix.png").relative_to(context.run_dir)),
-            ]
+            drawn = self.cell_figures(suite, StoredCell(cell, CellResult("ok", record, artifacts)), folder)
+            artifacts["figures"] = [str(path.relative_to(context.run_dir)) for path in drawn]
         return CellResult("ok", record, artifacts)
+
+    def cell_figures(self, suite: "Suite", stored: StoredCell, folder: Path) -> list[Path]:
+        """A cell's learning curves and confusion matrix, from its stored history and confusion counts."""
+        cell, artifacts = stored.cell, stored.result.artifacts
+        label = f"{cell.model} ({cell.backend}, {stored.result.record['device']}, seed {cell.seed})"
+        return [plots.learning_curves(artifacts["history"], f"Learning curves: {label}", folder / "learning_curves.png"),
+                plots.confusion_matrix(artifacts["confusion"], class_names(suite), f"Confusion matrix: {label}",
+                                       folder / "confusion_matrix.png")]
 
     def summary(self, result: CellResult) -> str:
         r = result.record

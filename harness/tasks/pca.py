@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from harness.threads import blas_threads, framework_threads
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.render import plots, tables
 from harness.render.tables import Table
+from harness.suite.models import StrictModel
 from harness.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -35,19 +36,15 @@ SETS = ("train", "test")
 SetName = Literal["train", "test"]
 
 
-class SetReference(BaseModel):
+class SetReference(StrictModel):
     """The report's numbers for one set (None where it gives none)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     ratios: list[float] = Field(default_factory=list, description="Explained-variance ratios of the first components.")
     components: int | None = Field(None, description="Components that keep the variance share.")
 
 
-class PCAOptions(BaseModel):
+class PCAOptions(StrictModel):
     """Settings of the PCA task."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sets: list[SetName] = Field(list(SETS), min_length=1, description="Which sets to analyse: 'train', 'test'.")
     variance_share: float = Field(0.95, gt=0.0, le=1.0, description="Share of the variance the components must keep.")
@@ -60,6 +57,7 @@ class PCATask(Task):
     """Report Task 1, Fig. 1.2-1.7."""
 
     name = "pca"
+    table_stems = ("table",)
     Options = PCAOptions
     uses_backends = False  # scikit-learn on NumPy arrays, no framework
     columns = ("suite", "model", "samples", "ratio_1", "ratio_2", "components", "variance_share", "seconds",

@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -35,6 +33,7 @@ from pydantic import (
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.render import plots, tables
 from harness.render.tables import Table
+from harness.suite.models import StrictModel
 from harness.suite.spec import Dense, Layer, ModelSpec
 from harness.tasks.base import Task
 from harness.tasks.training import (
@@ -56,10 +55,8 @@ STL_MODELS = ("STL task 1", "STL task 2")
 MTL_MODEL = "MTL"
 
 
-class ReportNumbers(BaseModel):
+class ReportNumbers(StrictModel):
     """The report's Task 6 numbers, shown beside ours (accuracies in percent)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     single_task: tuple[float, float] | None = Field(None, description="Test accuracy of STL task 1 and task 2.")
     lambdas: list[float] = Field(default_factory=list, description="The lambdas of Table 6.1.")
@@ -81,10 +78,8 @@ class ReportNumbers(BaseModel):
         return None, None
 
 
-class MtlOptions(BaseModel):
+class MtlOptions(StrictModel):
     """Settings of the multi-task task."""
-
-    model_config = ConfigDict(extra="forbid")
 
     trunk: list[Layer] = Field(min_length=1, description="The shared trunk: layers from the 28x28x1 input to a "
                                "flat vector; each task adds a dense softmax head on it.")
@@ -185,6 +180,7 @@ class MtlTask(Task):
     """Tables 6.1 and 6.2 and Figs. 6.1-6.8 of the report."""
 
     name = "mtl"
+    table_stems = ("table_6_1", "table_6_2")
     Options = MtlOptions
     columns = ("suite", "model", "lambda", "backend", "device", "seed", "params", "epochs", "task1_test_accuracy",
                "task2_test_accuracy", "task1_val_accuracy", "task2_val_accuracy", "train_seconds", "status", "error")

@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.threads import blas_threads
 from harness.cells import UNITS, Cell, CellResult, RunContext, StoredCell, units
 from harness.errors import UserError
 from harness.render import plots, tables
 from harness.render.tables import Table
+from harness.suite.models import StrictModel
 from harness.tasks.base import Task
 from harness.tasks.training import data_splits, suite_splits
 
@@ -50,10 +51,8 @@ Pair = tuple[int, int]
 ALL_PAIRS: list[Pair] = list(combinations(range(10), 2))
 
 
-class TableEntry(BaseModel):
+class TableEntry(StrictModel):
     """One column of the report's Table 2.1."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pair: Pair
     test_accuracy: float | None = Field(None, description="Test accuracy, percent.")
@@ -61,10 +60,8 @@ class TableEntry(BaseModel):
     seconds: float | None = Field(None, description="Training seconds on the report's CPU.")
 
 
-class ListedPair(BaseModel):
+class ListedPair(StrictModel):
     """A pair in the report's list of linearly separable pairs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pair: Pair
     iterations: int | None = None
@@ -77,10 +74,8 @@ def _check_pair(pair: Pair) -> Pair:
     return pair
 
 
-class PerceptronOptions(BaseModel):
+class PerceptronOptions(StrictModel):
     """Settings of the perceptron task."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pairs: list[Pair] | Literal["all"] = Field("all", description="Digit pairs [a, b] (a is -1, b is +1), or 'all' 45.")
     learning_rate: float = Field(0.08, gt=0.0, description="Learning rate of the table cells.")
@@ -367,6 +362,7 @@ class PerceptronTask(Task):
     """Report Task 2: Table 2.1, Fig. 2.2-2.4, and the separable pairs checked by LP."""
 
     name = "perceptron"
+    table_stems = ("table", "pairs")
     Options = PerceptronOptions
     columns = ("suite", "model", "device", "seed", "pairs", "runs", "seconds", "converged", "separable",
                "inseparable", "undecided", "disagreements", "status", "error")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
 from harness.paper.algorithms.search_space import (
     SearchSpace,
@@ -36,6 +36,7 @@ from harness.paper.algorithms.search_space import (
 from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.render import plots, tables
 from harness.render.tables import Table
+from harness.suite.models import StrictModel
 from harness.tasks.base import Task
 from harness.tasks.training import finished_frame
 
@@ -46,10 +47,8 @@ if TYPE_CHECKING:
 RANKS = ("best", "worst")
 
 
-class SearchReference(BaseModel):
+class SearchReference(StrictModel):
     """A row of the report's Table 3.2 / 4.4 for one depth and rank."""
-
-    model_config = ConfigDict(extra="forbid")
 
     depth: PositiveInt
     rank: Literal["best", "worst"]
@@ -61,10 +60,8 @@ class SearchReference(BaseModel):
     gpu_seconds: float | None = None
 
 
-class SearchOptions(BaseModel):
+class SearchOptions(StrictModel):
     """Settings of the architecture search."""
-
-    model_config = ConfigDict(extra="forbid")
 
     space: SearchSpace = Field(description="What the search may propose.")
     trial_epochs: PositiveInt = Field(2, description="Epochs each trial is trained for before ranking.")
@@ -79,6 +76,7 @@ class SearchTask(Task):
     """Report Tables 3.2 and 4.4 by search: fixed models, trials, best and worst per depth retrained."""
 
     name = "search"
+    table_stems = ("table", "trials")
     Options = SearchOptions
     columns = ("suite", "model", "backend", "device", "seed", "phase", "depth", "params", "max_width", "configuration",
                "epochs", "val_accuracy", "test_accuracy", "train_seconds", "status", "error")

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveFloat,
@@ -36,6 +34,7 @@ from harness.cells import Cell, CellResult, RunContext, StoredCell
 from harness.errors import UserError
 from harness.render import grids
 from harness.render.tables import Table
+from harness.suite.models import StrictModel
 from harness.suite.spec import Conv2D, ModelSpec
 from harness.tasks.base import Task
 from harness.tasks.training import accuracy, suite_splits, train_and_measure
@@ -52,10 +51,8 @@ NOISE_RANGE = (0.0, 1.0)
 INSPECTION_FILE = "inspection.npz"
 
 
-class VisualizeOptions(BaseModel):
+class VisualizeOptions(StrictModel):
     """Settings of the visualize task."""
-
-    model_config = ConfigDict(extra="forbid")
 
     from_run: str | None = Field(
         None, description="Inspect the model of an earlier classification run instead of training one: its run id "
@@ -153,6 +150,7 @@ class VisualizeTask(Task):
     """Figures 5.2-5.5 of the report."""
 
     name = "visualize"
+    table_stems = ("table",)
     Options = VisualizeOptions
     columns = ("suite", "model", "backend", "device", "seed", "source", "test_accuracy", "status", "error")
 
