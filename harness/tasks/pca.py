@@ -61,6 +61,7 @@ class PCATask(Task):
 
     name = "pca"
     Options = PCAOptions
+    selecting_options = ("sets", "small_samples", "reference")
     uses_backends = False  # scikit-learn on NumPy arrays, no framework
     columns = ("suite", "model", "samples", "ratio_1", "ratio_2", "components", "variance_share", "seconds",
                "status", "error")
