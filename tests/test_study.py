@@ -30,6 +30,11 @@ def test_the_report_study_plans_every_suite_in_the_reports_order_without_trainin
     assert [(r.profile, suite.name) for r, suite in claims_profile] == [
         ("claims", "perceptron"), ("claims", "mlp_vs_cnn"), ("claims", "mtl")]
     assert load_suite("mtl", "claims").matrix.seeds == [0, 1, 2, 3, 4]
+    # The seeded document's members: what a CPU can afford, at the report's settings, 3 seeds each.
+    _, seeded = study_runner.plan_study(RunRequest("report", "seeded"))
+    assert [suite.name for _, suite in seeded] == ["pca", "perceptron", "mlp_baseline", "cnn_baseline", "mlp_vs_cnn",
+                                                   "mtl"]
+    assert all(suite.matrix.seeds == [0, 1, 2] and suite.profile == "seeded" for _, suite in seeded)
 
 
 def test_a_study_is_not_a_suite():
@@ -62,7 +67,7 @@ def test_bad_study_files_are_one_line_errors(tmp_path, text, message):
 
 
 def test_unknown_profile_and_model_option_are_refused(tmp_path):
-    with pytest.raises(UserError, match="^study report: unknown profile 'fast'; profiles: smoke, full, claims$"):
+    with pytest.raises(UserError, match="^study report: unknown profile 'fast'; profiles: smoke, full, seeded, claims$"):
         study_runner.plan_study(RunRequest("report", "fast"))
     with pytest.raises(UserError, match="^model= picks models of one suite"):
         study_runner.plan_study(RunRequest("report", "smoke", models=["MLP Bonus Model"]))
@@ -123,10 +128,16 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
     assert outcome.document == folder / "index.html" and (reports / "tiny" / "latest").resolve() == folder.resolve()
     markdown = (folder / "report.md").read_text()
     assert "#### Table 4.3: " in markdown and "#### Table 1 (text): " in markdown
-    assert "| MLP Bonus Model · torch · cpu | Params | 795,010 | 795,010 | 0 | exact | reproduced |" in markdown
+    # Smoke-sized data: no number judged, no claim tested, and the top of the document says why.
+    assert markdown.split("## Summary")[0].count("Nothing here is judged") == 1
+    assert ("mlp_vs_cnn: 600 of 60,000 training images, 200 of 10,000 test images, 1 of 2 epochs"
+            in markdown.split("## Summary")[0])
+    assert ("| MLP Bonus Model · torch · cpu | Params | 795,010 | 795,010 | – | – | 2 | 0 | exact | "
+            "not judged: settings differ |" in markdown)
     assert "CNN outperforms MLP in all configurations" in markdown and "Wall time" in markdown
     printed = console.file.getvalue()
-    assert "The report's claims" in printed and "Claims: 1 " in printed and "reproduction document:" in printed
+    assert "The report's claims" in printed and "reproduction document:" in printed
+    assert "Claims: 1 not tested: settings differ." in printed and "reproduced" not in printed.split("Claims:")[0]
 
     # harness report: a study run re-renders its document; a member run prints its claims too.
     from harness.commands import report as report_command

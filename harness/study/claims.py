@@ -5,7 +5,8 @@ A claim (``[[claims]]`` in a suite, see :class:`harness.suite.study.Claim`) gets
 - *supported*: a one-sided test finds the claimed effect at the claim's level (every comparison of it);
 - *not supported*: no significant effect either way;
 - *contradicted*: a significant effect the other way (in any comparison);
-- *not tested*: too few observations (a ``greater`` claim needs two seeds on each side).
+- *not tested*: too few observations (a ``greater`` claim needs two seeds on each side);
+- *not tested: settings differ*: the run's settings are not the report's (set by the reproduction document).
 
 A ``greater`` claim holds when *every* comparison of it holds; each is tested at the full level (an
 intersection-union test needs no correction for the number of comparisons). Comparisons run per
@@ -27,6 +28,8 @@ from harness.cells import StoredCell
 from harness.suite.study import Claim, ClaimComparison, Selector
 
 SUPPORTED, NOT_SUPPORTED, CONTRADICTED, NOT_TESTED = "supported", "not supported", "contradicted", "not tested"
+#: A claim of a run whose settings are not the report's (the reproduction document; harness.study.settings).
+NOT_TESTED_SETTINGS = "not tested: settings differ"
 CONFIDENCE = 0.95
 #: The columns of :meth:`ClaimResult.rows`, for every table of claims (terminal, HTML, Markdown).
 HEADER = ["Claim", "Verdict", "Comparison", "n", "Effect", f"{CONFIDENCE:.0%} CI", "Test", "p (one-sided)",
@@ -241,5 +244,6 @@ def _all(claim: Claim, cells: Sequence[StoredCell]) -> Part:
 
 def summary(results: Sequence[ClaimResult]) -> str:
     """'2 supported, 1 contradicted' over a list of claims."""
-    counts = {v: sum(1 for r in results if r.verdict == v) for v in (SUPPORTED, NOT_SUPPORTED, CONTRADICTED, NOT_TESTED)}
+    counts = {v: sum(1 for r in results if r.verdict == v) for v in (SUPPORTED, NOT_SUPPORTED, CONTRADICTED, NOT_TESTED,
+                                                                NOT_TESTED_SETTINGS)}
     return ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "no claims"

@@ -23,13 +23,13 @@ from harness.errors import UserError
 from harness.estimate import format_seconds
 from harness.executors import Executor, executor_named
 from harness.paths import point_latest
-from harness.study import document
+from harness.study import document, evidence
 from harness.store import ResultsStore, RunInfo, now
 from harness.suite.load import suites_dir
 from harness.suite.schema import Suite
 from harness.suite.schema import settings_difference as suite_difference
 from harness.suite.study import Member, Study, config_hash, is_study_file, load_study
-from harness.tasks import task_for, validate_suite
+from harness.tasks import validate_suite
 from harness.tasks.base import Task
 
 
@@ -231,18 +231,15 @@ def render_study(store: ResultsStore, reports: Path, study_run: RunInfo, console
                                                  report_tables=member.tables))
             continue
         suite = validate_suite(found.config, f"run {found.run_id}")
-        cells = store.cells(found.run_id)
-        members.append(document.MemberReport(
-            name, member.section, suite.title, suite.mirrors, found, found.folder(reports),
-            task_for(suite.task).tables(suite, cells), member.tables, suite.tolerances,
-            claims.evaluate(name, suite.claims, units(cells)), walls.get(name)))
+        members.append(evidence.member_report(study, member, suite, found, found.folder(reports),
+                                              store.cells(found.run_id), walls.get(name)))
     reproduction = document.Document(study, study_run, members)
     folder = study_run.folder(reports)
     page = document.write_document(reproduction, folder)
     point_latest(folder.parent, study_run.run_id)
     if console is not None:
         print_claims(reproduction.claims(), console)
-        for line in reproduction.summary():
+        for line in [reproduction.banner(), *reproduction.summary()] if reproduction.banner() else reproduction.summary():
             console.print(line, markup=False)
         console.print(f"reproduction document: {page}", markup=False)
     return page

@@ -16,6 +16,7 @@ from harness.errors import UserError
 from harness.suite.models import StrictModel
 from harness.suite.regression_settings import RegressionSettings
 from harness.suite.spec import ModelSpec
+from harness.suite.evidence import ChanceRow, Note
 from harness.suite.study import Claim, Tolerance
 
 #: The frameworks a suite may name; harness.backends registers one backend for each (tests/test_suite.py checks it).
@@ -125,6 +126,10 @@ class Suite(StrictModel):
     tolerances: dict[str, Tolerance] = Field(default_factory=dict, description="Per metric (accuracy, params, "
                                              "seconds, ...): how far ours may lie from the report's and count as "
                                              "reproduced; unlisted metrics take harness.suite.study.DEFAULT_TOLERANCES.")
+    notes: list[Note] = Field(default_factory=list, description="What the report does not state and this suite "
+                              "assumed, how the report counts, evidence from elsewhere: shown beside the numbers.")
+    chance: list[ChanceRow] = Field(default_factory=list, description="Quantities the report's own setting leaves "
+                                    "untrained: judged against chance, not the tolerance.")
     repeats: PositiveInt = Field(1, description="Times each cell's training is timed; >1 gives compare a spread.")
     profiles: dict[str, dict[str, Any]] = Field(description="Named override sets; 'smoke' and 'full' required.")
     profile: str = Field("full", description="The profile applied; set by the loader.")
@@ -177,7 +182,7 @@ class Suite(StrictModel):
 
 
 #: Parts of a resolved suite that describe or judge its results without changing what is run.
-NOT_RUN_SETTINGS = ("description", "regression", "claims", "tolerances")
+NOT_RUN_SETTINGS = ("description", "regression", "claims", "tolerances", "notes", "chance")
 
 
 def run_settings(resolved: dict[str, Any]) -> dict[str, Any]:

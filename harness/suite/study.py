@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError
+from harness.suite.evidence import Note
 from harness.suite.models import StrictModel
 from harness.suite.toml_file import read_toml
 
@@ -97,6 +98,8 @@ class Study(StrictModel):
     title: str
     description: str = ""
     members: list[Member] = Field(min_length=1)
+    notes: list[Note] = Field(default_factory=list, description="Notes on the report's tables as a whole "
+                              "(e.g. its single run); each member suite declares its own.")
     folder: str = Field("", description="The study file's folder; set by the loader.")
 
     @field_validator("members")

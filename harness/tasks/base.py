@@ -113,6 +113,10 @@ class Task(ABC):
 
     #: Whether cells train through a framework backend (the runner checks those are installed first).
     uses_backends: ClassVar[bool] = True
+    #: Options that pick which numbers a run computes, or hold the report's numbers, without changing any
+    #: number's value (e.g. the perceptron's pairs): the reproduction document judges a run whose only
+    #: difference from the report's settings is in these (harness.study.settings).
+    selecting_options: ClassVar[tuple[str, ...]] = ()
     #: Whether cells read the suite's dataset (the runner fetches and verifies it first).
     uses_dataset: ClassVar[bool] = True
 

@@ -59,6 +59,7 @@ class PCATask(Task):
     name = "pca"
     table_stems = ("table",)
     Options = PCAOptions
+    selecting_options = ("sets", "small_samples", "reference")
     uses_backends = False  # scikit-learn on NumPy arrays, no framework
     columns = ("suite", "model", "samples", "ratio_1", "ratio_2", "components", "variance_share", "seconds",
                "status", "error")

@@ -182,6 +182,7 @@ class MtlTask(Task):
     name = "mtl"
     table_stems = ("table_6_1", "table_6_2")
     Options = MtlOptions
+    selecting_options = ("lambdas", "reference")
     columns = ("suite", "model", "lambda", "backend", "device", "seed", "params", "epochs", "task1_test_accuracy",
                "task2_test_accuracy", "task1_val_accuracy", "task2_val_accuracy", "train_seconds", "status", "error")
 

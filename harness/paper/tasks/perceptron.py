@@ -364,6 +364,8 @@ class PerceptronTask(Task):
     name = "perceptron"
     table_stems = ("table", "pairs")
     Options = PerceptronOptions
+    selecting_options = ("pairs", "curve_pairs", "curve_learning_rates", "weights_pair", "separability",
+                         "lp_time_limit", "table", "report_separable")
     columns = ("suite", "model", "device", "seed", "pairs", "runs", "seconds", "converged", "separable",
                "inseparable", "undecided", "disagreements", "status", "error")
 
