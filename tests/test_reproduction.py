@@ -292,7 +292,7 @@ def test_a_smoke_report_document_judges_nothing_and_says_why_at_its_top(tmp_path
     from harness.study import settings
     from harness.tasks import task_for
 
-    study, planned = study_runner.plan_study(RunRequest("report", "smoke"))
+    study, planned, _ = study_runner.plan_study(RunRequest("report", "smoke"))
     by_suite = {suite: (tables, mapping) for _, suite, _, tables, mapping in report_tables()}
     members = []
     for _, suite in planned:

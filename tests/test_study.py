@@ -31,7 +31,7 @@ def test_the_report_study_plans_every_suite_in_the_reports_order_without_trainin
         ("claims", "perceptron"), ("claims", "mlp_vs_cnn"), ("claims", "mtl")]
     assert load_suite("mtl", "claims").matrix.seeds == [0, 1, 2, 3, 4]
     # The seeded document's members: what a CPU can afford, at the report's settings, 3 seeds each.
-    _, seeded = study_runner.plan_study(RunRequest("report", "seeded"))
+    _, seeded, _ = study_runner.plan_study(RunRequest("report", "seeded"))
     assert [suite.name for _, suite in seeded] == ["pca", "perceptron", "mlp_baseline", "cnn_baseline", "mlp_vs_cnn",
                                                    "mtl"]
     assert all(suite.matrix.seeds == [0, 1, 2] and suite.profile == "seeded" for _, suite in seeded)
