@@ -47,6 +47,19 @@ def test_dry_run_lists_the_nine_cells_and_a_total_and_writes_nothing(reports, co
     assert not reports.exists()
 
 
+def test_a_study_dry_run_lists_every_member_even_for_a_gpu_this_machine_lacks(reports, console, fixed_cpu,
+                                                                             monkeypatch):
+    # Planning a study checks no framework, device or executor: a GPU study can be planned on a CPU.
+    monkeypatch.setattr(estimate, "gpu_present", lambda: False)
+    assert main(["suite=report", "profile=smoke", "device=cuda", "dry_run=true", f"reports={reports}"], console) == 0
+    text = console.file.getvalue()
+    members = [line.split("member ")[1] for line in text.splitlines() if line.startswith("report: member ")]
+    assert members == ["pca", "perceptron", "mlp_baseline", "mlp_depth", "cnn_baseline", "mlp_vs_cnn", "cnn_depth",
+                       "visualize", "mtl"]
+    assert "study report (smoke): 9 member(s), estimated" in text
+    assert not reports.exists()
+
+
 def test_dry_run_for_a_gpu_this_machine_lacks_says_it_cannot_estimate(reports, console, monkeypatch):
     monkeypatch.setattr(estimate, "gpu_present", lambda: False)
     estimated = runner.dry_run(request_from_arguments(["suite=cnn_depth", "device=cuda", f"reports={reports}"]),

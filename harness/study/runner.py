@@ -72,27 +72,34 @@ def plan_study(request: runner.RunRequest, executor: Executor | None = None
                ) -> tuple[Study, list[tuple[runner.RunRequest, Suite]], Executor]:
     """The study, per member run in this profile its request and resolved suite, and the executor.
 
-    Every check a member's run makes before writing is made here for every member (the suite with the
-    overrides, the executor's options, the frameworks and devices, the tables the study names), and
-    the executor is started with every member's cells: a bad option fails before anything is written.
+    Every check a member's run makes before writing is made here for every member (the executor's
+    options, the suite with the overrides, the tables the study names, the frameworks and devices),
+    and the executor is started with every member's cells: a bad option fails before anything is written.
     """
+    executor = executor or executor_named(request.executor, **request.executor_options)
+    study, members = study_members(request)
+    for _, _, task, cells in members:
+        runner.check_frameworks(task, cells, devices_here=executor.name == "local")
+    executor.start([cell for *_, cells in members for cell in cells])
+    return study, [(member_request, suite) for member_request, suite, _, _ in members], executor
+
+
+def study_members(request: runner.RunRequest) -> tuple[Study, list[tuple[runner.RunRequest, Suite, Task, list]]]:
+    """The study and, per member run in this profile, its request, resolved suite, task and cells: the
+    checks of the input alone (no framework, device or executor), all a dry run needs."""
     path = study_path(request.suite)
     if path is None:
         raise UserError(f"{request.suite!r} is not a study file")
     study = load_study(path)
     if request.models is not None:
         raise UserError("model= picks models of one suite; a study runs its members whole (run a member suite instead)")
-    executor = executor or executor_named(request.executor, **request.executor_options)
-    planned, every_cell = [], []
+    members = []
     for member, profile in study.members_in(request.profile):
         member_request = replace(request, suite=study.suite_path(member), profile=profile, resume=None)
-        suite, task, cells, executor = runner.check_input(member_request, executor)
+        suite, task, cells = runner.check_plan(member_request)
         check_tables(study, member, suite.name, task)
-        runner.check_frameworks(task, cells, devices_here=executor.name == "local")
-        planned.append((member_request, suite))
-        every_cell += cells
-    executor.start(every_cell)
-    return study, planned, executor
+        members.append((member_request, suite, task, cells))
+    return study, members
 
 
 def check_tables(study: Study, member: Member, suite: str, task: Task) -> None:
@@ -189,9 +196,9 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
 def dry_run_study(request: runner.RunRequest, console: Console) -> float:
     """``dry_run=true`` for a study: each member's planned cells and estimate, then the study's total
     (seconds of the cells that have an estimate, returned). Writes nothing."""
-    study, planned = plan_study(request)
+    study, planned = study_members(request)
     total, unknown = 0.0, 0
-    for member_request, suite in planned:
+    for member_request, suite, _, _ in planned:
         console.print(f"\n{study.name}: member {suite.name}", markup=False)
         estimated = runner.dry_run(member_request, console)
         total, unknown = total + estimated.seconds, unknown + estimated.unknown
