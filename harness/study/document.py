@@ -35,6 +35,8 @@ from harness.suite.study import DEFAULT_TOLERANCES, NOT_JUDGED, Study
 PAGE = "index.html"
 MARKDOWN = "report.md"
 REPRODUCED, NOT_REPRODUCED, NO_RESULT = "reproduced", "not reproduced", "no result"
+#: The precision the report trained in; a member run in another trained with settings that differ from the report's.
+REPORT_PRECISION = "fp32"
 
 #: A column of the report's numbers -> (the column of ours beside it, first present; the metric whose
 #: tolerance applies). ``None`` as the metric: read it off the row (:func:`_row_metric`).
@@ -114,6 +116,12 @@ class MemberReport:
     tolerances: dict[str, float | str] = field(default_factory=dict)
     claims: list[ClaimResult] = field(default_factory=list)
     wall_seconds: float | None = None
+
+    @property
+    def precision(self) -> str:
+        """The precision the member run trained in (``train.precision``; fp32 where it predates the setting)."""
+        config = self.run.config if self.run else {}
+        return str((config.get("train") or {}).get("precision") or REPORT_PRECISION)
 
     @functools.cached_property
     def checks(self) -> dict[str, list[ReferenceCheck]]:
@@ -197,6 +205,12 @@ class Document:
         missing = [f"{number} ({m.suite})" for m in self.members for number, found in m.checks.items() if not found]
         if missing:
             lines.append(f"Tables without results in this run: {', '.join(missing)}.")
+        other = [m for m in self.members if m.run and m.precision != REPORT_PRECISION]
+        if other:
+            numbers = sum(len(checks) for m in other for checks in m.checks.values())
+            lines.append(f"Settings that differ from the report's: {numbers} of these numbers come from runs trained in "
+                         f"{', '.join(sorted({m.precision for m in other}))}, the report trained in float32 "
+                         f"({', '.join(m.suite for m in other)}).")
         lines.append(f"Claims: {claim_checks.summary(self.claims())}.")
         return lines
 
@@ -266,7 +280,9 @@ CLAIMS_NOTE = ("Effect: mean difference (higher − lower) over seeds with its t
 def _member_line(member: MemberReport) -> str:
     wall = "–" if member.wall_seconds is None else f"{member.wall_seconds:.1f} s"
     run = f"run {member.run.run_id} ({member.run.status})" if member.run else "not run in this study run"
-    return f"Suite {member.suite}, {run}; wall time {wall}. The report: {member.mirrors or '–'}."
+    return (f"Suite {member.suite}, {run}; precision {member.precision}"
+            f"{'' if member.precision == REPORT_PRECISION else ' (the report: fp32)'}; wall time {wall}. "
+            f"The report: {member.mirrors or '–'}.")
 
 
 def _html_member(member: MemberReport) -> list[str]:

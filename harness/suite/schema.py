@@ -21,6 +21,8 @@ from harness.suite.study import Claim, Tolerance
 #: The frameworks a suite may name; harness.backends registers one backend for each (tests/test_suite.py checks it).
 BackendName = Literal["torch", "tensorflow"]
 BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
+#: Training precisions: float32, or mixed precision with bfloat16 or float16 compute (docs/backends.md, "Precision").
+Precision = Literal["fp32", "bf16", "fp16"]
 #: Images in each part of each dataset (the IDX headers say the same; tests/test_runner.py checks it).
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
 
@@ -55,6 +57,9 @@ class TrainSettings(StrictModel):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
     learning_rate: float = Field(1e-3, gt=0.0, description="Optimizer learning rate.")
     loss: Literal["cross_entropy"] = Field("cross_entropy", description="Training loss.")
+    precision: Precision = Field("fp32", description="fp32, or mixed precision: bf16 / fp16 compute, float32 "
+                                 "weights and loss (PyTorch autocast, fp16 with a gradient scaler; Keras "
+                                 "mixed policy, output layer float32). The record's precision column says which ran.")
     fast: bool = Field(True, description="The fast training step (fused optimizer, channels-last convolutions, "
                        "CUDA graphs; Keras: 32 steps per call, XLA on GPUs): same mathematics, float rounding "
                        "may differ. false = the framework's defaults. The record's train_path says which ran.")
