@@ -2,6 +2,7 @@
 
     python benchmarks/bench_epoch.py [--backend torch|tensorflow|all] [--model mlp_baseline|cnn_baseline|all]
                                      [--repeats N] [--samples N] [--device cpu|cuda] [--plain-path]
+                                     [--precision fp32|bf16|fp16]
 
 The harness side is what a user runs: the suite's first model as a classify cell (``train.epochs=1``),
 through ``run_cell`` (the local executor's call) with the progress a terminal gets (rich bars, live,
@@ -9,6 +10,12 @@ drawn to a terminal console that writes to /dev/null). Its time is the cell's re
 ``train_seconds`` (the training loop with the per-epoch validation pass, the span the plain script's
 clock covers too); the whole cell (building, predicting train and test sets, figures) is printed beside
 it. ``--plain-path`` runs the cell with ``train.fast=false``.
+
+``--precision bf16`` (or fp16) trains the harness's cell in that precision (``train.precision``) and
+times the plain script twice per repeat, in float32 and in the same precision (PyTorch's autocast
+recipe, Keras' mixed policy): ``ratio`` is harness / plain in the same precision, ``vs fp32`` is
+harness / plain float32, the speed-up a user gets over the script they had. The CPU's native bf16
+and fp16 flags are printed with the figures.
 
 Each repeat times the plain script and the harness back to back (alternating which goes first) on the
 same data, and the ratio harness / plain is reported as a median over repeats, so machine noise that
@@ -37,6 +44,7 @@ from rich.console import Console  # noqa: E402
 from harness.backends import get_backend  # noqa: E402
 from harness.backends.metrics import EpochMetrics  # noqa: E402
 from harness.cells import RunContext  # noqa: E402
+from harness.environment import cpu_model, native_cpu_precisions  # noqa: E402
 from harness.executors.local import run_cell  # noqa: E402
 from harness.progress import CellObserver, RunProgress  # noqa: E402
 from harness.suite.overrides import Override  # noqa: E402
@@ -48,10 +56,11 @@ TARGETS = {("torch", "mlp_baseline"): 0.80, ("torch", "cnn_baseline"): 0.95,
            ("tensorflow", "mlp_baseline"): 1.0, ("tensorflow", "cnn_baseline"): 1.0}
 
 
-def cell_suite(backend: str, suite_name: str, device: str, samples: int | None, fast: bool):
+def cell_suite(backend: str, suite_name: str, device: str, samples: int | None, fast: bool, precision: str = "fp32"):
     """The suite as `harness run suite=NAME backend=B device=D train.epochs=1` resolves it."""
     overrides = [("matrix.backends", [backend]), ("matrix.devices", [device]), ("train.epochs", 1),
-                 ("train.fast", fast)] + ([("data.train_samples", samples)] if samples else [])
+                 ("train.fast", fast), ("train.precision", precision)] + (
+        [("data.train_samples", samples)] if samples else [])
     return load_suite(suite_name, "full", [Override(key, value, "bench_epoch") for key, value in overrides])
 
 
@@ -90,36 +99,47 @@ def harness_epoch(suite, terminal: Console) -> tuple[float, float, float, str]:
     return result.record["train_seconds"], TimedObserver.cpu_seconds, whole, result.record["train_path"]
 
 
-def plain_epoch(backend: str, model: str, splits, device: str) -> float:
+def plain_epoch(backend: str, model: str, splits, device: str, precision: str = "fp32") -> float:
     plain = importlib.import_module(PLAIN[backend])
-    return plain.run_epoch(model, splits, device=device) if backend == "torch" else plain.run_epoch(model, splits)
+    if backend == "torch":
+        return plain.run_epoch(model, splits, device=device, precision=precision)
+    return plain.run_epoch(model, splits, precision=precision)
 
 
 def measure(backend: str, model: str, args: argparse.Namespace, terminal: Console) -> dict:
-    suite = cell_suite(backend, model, args.device, args.samples, fast=not args.plain_path)
+    precision = args.precision
+    suite = cell_suite(backend, model, args.device, args.samples, not args.plain_path, precision)
     splits = suite_splits(suite)
     get_backend(backend)  # sets the framework's threads first: the plain script runs with the same ones
-    # Warm up both paths on a slice first: the first epoch in a process pays for page faults, kernel
+    # Warm up every path on a slice first: the first epoch in a process pays for page faults, kernel
     # selection and (TensorFlow) tracing, which would otherwise land on whichever runs first.
-    warm = cell_suite(backend, model, args.device, 2000, fast=not args.plain_path)
-    plain_epoch(backend, model, suite_splits(warm), args.device)
+    warm = cell_suite(backend, model, args.device, 2000, not args.plain_path, precision)
+    plains = list(dict.fromkeys(("fp32", precision)))  # the plain script in float32, and in the harness's precision
+    for plain in plains:
+        plain_epoch(backend, model, suite_splits(warm), args.device, plain)
     harness_epoch(warm, terminal)
     rows = []
+    sides = [f"plain {plain}" for plain in plains] + ["harness"]
     for repeat in range(args.repeats):
-        order = ("plain", "harness") if repeat % 2 == 0 else ("harness", "plain")
+        # Each side goes first in turn, so a machine that slows down over a repeat favours none of them.
+        order = sides[repeat % len(sides):] + sides[: repeat % len(sides)]
         seconds, cpu, whole, path = {}, {}, 0.0, ""
         for which in order:
-            if which == "plain":
-                cpu_started = time.process_time()
-                seconds[which] = plain_epoch(backend, model, splits, args.device)
-                cpu[which] = time.process_time() - cpu_started
-            else:
+            if which == "harness":
                 seconds[which], cpu[which], whole, path = harness_epoch(suite, terminal)
-        rows.append({"plain": seconds["plain"], "harness": seconds["harness"], "whole": whole,
-                     "ratio": seconds["harness"] / seconds["plain"], "cpu_ratio": cpu["harness"] / cpu["plain"]})
-        print(f"  {backend:<10} {model:<13} repeat {repeat + 1}: plain {seconds['plain']:.2f} s, harness "
+            else:
+                cpu_started = time.process_time()
+                seconds[which] = plain_epoch(backend, model, splits, args.device, which.split()[1])
+                cpu[which] = time.process_time() - cpu_started
+        same = f"plain {precision}"
+        rows.append({"plain": seconds[same], "harness": seconds["harness"], "whole": whole,
+                     "ratio": seconds["harness"] / seconds[same], "cpu_ratio": cpu["harness"] / cpu[same],
+                     "plain_fp32": seconds["plain fp32"], "vs_fp32": seconds["harness"] / seconds["plain fp32"]})
+        versus = "" if precision == "fp32" else (f"; plain fp32 {seconds['plain fp32']:.2f} s, "
+                                                 f"harness / plain fp32 {rows[-1]['vs_fp32']:.3f}")
+        print(f"  {backend:<10} {model:<13} repeat {repeat + 1}: plain {seconds[same]:.2f} s, harness "
               f"{seconds['harness']:.2f} s ({path}; whole cell {whole:.1f} s), ratio {rows[-1]['ratio']:.3f} "
-              f"(CPU time ratio {rows[-1]['cpu_ratio']:.3f})", flush=True)
+              f"(CPU time ratio {rows[-1]['cpu_ratio']:.3f}){versus}", flush=True)
     median = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
     return {"backend": backend, "model": model, "path": path, **median}
 
@@ -132,20 +152,26 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=None, help="training pool size (default: all 60,000)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--plain-path", action="store_true", help="the harness with train.fast=false")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="the harness's train.precision; the plain script runs in fp32 and in this one")
     args = parser.parse_args()
     # A terminal's progress display, drawn (and thrown away) exactly as on a user's screen.
     terminal = Console(file=open(os.devnull, "w"), force_terminal=True, width=120)  # noqa: SIM115
     backends = ["torch", "tensorflow"] if args.backend == "all" else [args.backend]
     models = ["mlp_baseline", "cnn_baseline"] if args.model == "all" else [args.model]
     rows = [measure(b, m, args, terminal) for b in backends for m in models]
-    print(f"\nmedians of {args.repeats} repeats")
-    print(f"{'backend':<11}{'model':<14}{'plain s':>9}{'harness s':>11}{'ratio':>8}{'CPU ratio':>11}{'target':>8}  path")
+    mixed = args.precision != "fp32"
+    print(f"\nmedians of {args.repeats} repeats" + (f"; harness and plain in {args.precision}, CPU {cpu_model()}, "
+                                                    f"native: {native_cpu_precisions()}" if mixed else ""))
+    print(f"{'backend':<11}{'model':<14}{'plain s':>9}{'harness s':>11}{'ratio':>8}{'CPU ratio':>11}{'target':>8}"
+          + (f"{'fp32 s':>9}{'vs fp32':>9}" if mixed else "") + "  path")
     worst_miss = False
     for row in rows:
         target = TARGETS[(row["backend"], row["model"])]
         worst_miss |= row["ratio"] > target
         print(f"{row['backend']:<11}{row['model']:<14}{row['plain']:>9.2f}{row['harness']:>11.2f}{row['ratio']:>8.3f}"
-              f"{row['cpu_ratio']:>11.3f}{target:>8.2f}  {row['path']}")
+              f"{row['cpu_ratio']:>11.3f}{target:>8.2f}" + (f"{row['plain_fp32']:>9.2f}{row['vs_fp32']:>9.3f}"
+                                                             if mixed else "") + f"  {row['path']}")
     print("\nall targets met" if not worst_miss else "\nSLOWER THAN TARGET")
     return 0
 

@@ -1,11 +1,13 @@
 """A minimal hand-written PyTorch loop: the yardstick the harness's training loop is measured against.
 
 Same models, data, batch size and per-epoch validation pass as the harness, written the way a user
-would write it without the harness.
+would write it without the harness; ``precision`` bf16 or fp16 is PyTorch's AMP recipe (autocast
+around the forward pass and the loss, a GradScaler for fp16).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -28,8 +30,15 @@ def cnn_baseline() -> nn.Module:
 MODELS = {"mlp_baseline": mlp_baseline, "cnn_baseline": cnn_baseline}
 
 
-def run_epoch(model_name: str, splits, batch_size: int = 50, device: str = "cpu") -> float:
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def run_epoch(model_name: str, splits, batch_size: int = 50, device: str = "cpu", precision: str = "fp32") -> float:
     """Seconds for one epoch of training plus a validation pass (as Keras' fit with validation data)."""
+    kind = torch.device(device).type
+    # fp32 runs the loop exactly as before precisions existed: no autocast, no scaler calls per step.
+    mixed = (lambda: torch.autocast(kind, dtype=AUTOCAST[precision])) if precision in AUTOCAST else contextlib.nullcontext
+    scaler = torch.amp.GradScaler(kind) if precision == "fp16" else None
     torch.manual_seed(0)
     model = MODELS[model_name]().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -42,12 +51,18 @@ def run_epoch(model_name: str, splits, batch_size: int = 50, device: str = "cpu"
     order = torch.randperm(len(y), device=device)
     for start in range(0, len(y), batch_size):
         index = order[start : start + batch_size]
-        loss = F.cross_entropy(model(x[index]), y[index])
+        with mixed():
+            loss = F.cross_entropy(model(x[index]), y[index])
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), mixed():
         sum(int((model(x_val[i : i + 1000]).argmax(1) == y_val[i : i + 1000]).sum())
                       for i in range(0, len(y_val), 1000))
     if device.startswith("cuda"):

@@ -44,6 +44,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The CPU flags (Linux ``/proc/cpuinfo``) by which a CPU computes each low precision natively rather
+#: than emulating it through float32 (docs/backends.md, "Precision").
+NATIVE_PRECISION_FLAGS = {"bf16": ("amx_bf16", "avx512_bf16"), "fp16": ("amx_fp16", "avx512_fp16")}
+
+
+def cpu_flags() -> set[str]:
+    """The first CPU's feature flags; empty where ``/proc/cpuinfo`` is missing (not Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_cpu_precisions(flags: set[str] | None = None) -> dict[str, list[str]]:
+    """For each low precision, the flags this CPU computes it with natively; an empty list: emulated."""
+    flags = cpu_flags() if flags is None else flags
+    return {precision: [flag for flag in wanted if flag in flags] for precision, wanted in NATIVE_PRECISION_FLAGS.items()}
+
+
 def collect() -> dict[str, Any]:
     """The machine and software, without importing any framework (backends add their own part)."""
     commit, dirty = git_commit()
@@ -55,6 +77,8 @@ def collect() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
+        # Whether a bf16 or fp16 run's timings measure the hardware or an emulation of it.
+        **{f"cpu_{precision}": " ".join(flags) or "none" for precision, flags in native_cpu_precisions().items()},
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "hostname": platform.node(),
         "executable": sys.executable,

@@ -34,6 +34,7 @@ from harness.tasks import load_suite, task_for, validate_suite
 from harness.tasks.base import Task
 
 if TYPE_CHECKING:
+    from harness.backends.base import Backend
     from harness.compare.comparison import Comparison
 
 
@@ -85,25 +86,37 @@ def plan(request: RunRequest) -> tuple[Suite, Task, list[Cell]]:
     return suite, task, cells
 
 
-def check_frameworks(task: Task, cells: list[Cell], devices_here: bool = True) -> dict[str, object]:
-    """Import each needed backend and resolve each device now, so a missing one fails before any output.
+def backend_devices(task: Task, cells: list[Cell], devices_here: bool = True) -> Iterator[tuple["Backend", str]]:
+    """Each backend the cells need, imported, with each of its devices resolved: a missing one fails now.
 
     ``devices_here`` False (the cells run on other machines, e.g. a Ray cluster's nodes): only the CPU
     is checked here; the executor checks the cluster has the GPUs the cells ask for.
     """
     from harness.backends import get_backend
 
-    info: dict[str, object] = {}
     if not task.uses_backends:
-        return info
+        return
     for backend_name in dict.fromkeys(cell.backend for cell in cells):
         backend = get_backend(backend_name)
         for device in dict.fromkeys(cell.device for cell in cells if cell.backend == backend_name):
             if device != "cpu" and not devices_here:
                 continue
-            resolved = backend.resolve_device(device)
-            info.update(backend.environment(resolved))
+            yield backend, backend.resolve_device(device)
+
+
+def check_frameworks(task: Task, cells: list[Cell], devices_here: bool = True) -> dict[str, object]:
+    """The environment of every backend and device the cells need (:func:`backend_devices` checks them)."""
+    info: dict[str, object] = {}
+    for backend, device in backend_devices(task, cells, devices_here):
+        info.update(backend.environment(device))
     return info
+
+
+def check_precision(task: Task, cells: list[Cell], precision: str, devices_here: bool = True) -> list[str]:
+    """One warning line per backend and device that would emulate ``precision``; UserError where one
+    refuses it (docs/backends.md, "Precision")."""
+    warnings = (backend.check_precision(precision, device) for backend, device in backend_devices(task, cells, devices_here))
+    return list(dict.fromkeys(warning for warning in warnings if warning))
 
 
 def new_run_id(settings_hash: str) -> str:
@@ -163,6 +176,8 @@ class _CheckedRun:
     executor: Executor
     environment: dict[str, object]
     calibration: RunCalibration | None
+    #: Lines to print before the cells run (a precision the hardware emulates).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -206,9 +221,13 @@ def check(request: RunRequest, executor: Executor | None) -> _CheckedRun:
     env = environment.collect()
     devices_here = executor.name == "local"
     env.update(check_frameworks(task, cells, devices_here))
+    warnings = check_precision(task, cells, suite.train.precision, devices_here)
+    if task.uses_backends:
+        # In the environment too, so the gate sees a bf16 run's timings as another setting's (harness.compare).
+        env["precision"] = suite.train.precision
     executor.start(cells)  # an unreachable cluster fails here, before anything is written
     calibrations = calibration.for_cells(task, cells, devices_here, always=request.calibrate_always)
-    return _CheckedRun(suite, task, cells, executor, env, calibrations)
+    return _CheckedRun(suite, task, cells, executor, env, calibrations, warnings)
 
 
 def check_input(request: RunRequest, executor: Executor | None) -> tuple[Suite, Task, list[Cell], Executor]:
@@ -231,6 +250,8 @@ def prepare(checked: _CheckedRun, request: RunRequest, console: Console) -> None
         ensure(checked.suite.data.dataset, log=lambda message: console.print(message, markup=False))
     for override in request.overrides:
         console.print(f"override {override.key} = {override.value!r} ({override.source})", markup=False)
+    for warning in checked.warnings:
+        console.print(warning, markup=False)
 
 
 def dry_run(request: RunRequest, console: Console) -> RunEstimate:

@@ -411,6 +411,22 @@ def test_cpu_runs_on_different_numbers_of_cores_are_not_compared_for_time(normal
     assert {v.metric for v in compare(pooled(), dropped, normalize=normalize).regressions} == {"test_accuracy"}
 
 
+@pytest.mark.parametrize("normalize", ["auto", "always", "never"])
+def test_a_bf16_run_is_not_compared_for_time_with_an_fp32_baseline(normalize):
+    # A baseline from before the setting existed trained in fp32; the bf16 run is faster by its arithmetic.
+    baseline, bf16 = pooled(), synthetic_run("b", seed=2, slowdown=0.5, accuracy_shift=-2.0)
+    bf16.environment["precision"] = "bf16"
+    comparison = compare(baseline, bf16, normalize=normalize)
+    timings = [v for v in comparison.verdicts if v.metric == "train_seconds"]
+    assert {v.outcome for v in timings} == {Outcome.NOT_COMPARABLE}
+    assert all(v.message.endswith("not compared: trained in bf16, the baseline in fp32") for v in timings)
+    assert "it trained in fp32, this run in bf16; measure a baseline in bf16" in comparison.warnings[0]
+    assert {v.metric for v in comparison.regressions} == {"test_accuracy"}  # accuracy is still judged
+    bf16_baseline = synthetic_run("c", seed=3)
+    bf16_baseline.environment["precision"] = "bf16"
+    assert compare(bf16_baseline, bf16, normalize=normalize).warnings == []
+
+
 def test_suite_thresholds_come_from_the_current_run_and_the_command_line_wins():
     baseline = pooled()
     lenient = synthetic_run("b", seed=2, slowdown=1.3, fail="train_seconds:+50%")

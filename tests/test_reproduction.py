@@ -138,6 +138,18 @@ def test_summary_counts_and_names_what_was_not_reproduced(tmp_path):
     assert document.wall_table().rows()[-1] == ["all", "r", "complete", 7 * 12.5]
 
 
+def test_members_trained_in_bf16_are_named_as_settings_that_differ_from_the_reports(tmp_path):
+    document = synthetic_document(tmp_path)
+    assert not any("Settings that differ" in line for line in document.summary())
+    for member in document.members[1:3]:  # mlp_baseline, mlp_depth: 4 numbers each (params, test, train, seconds)
+        member.run = fake_run(member.run.run_id, member.suite)
+        member.run.config["train"] = {"precision": "bf16"}
+    assert ("Settings that differ from the report's: 8 of these numbers come from runs trained in bf16, the report "
+            "trained in float32 (mlp_baseline, mlp_depth).") in document.summary()
+    assert "precision bf16 (the report: fp32)" in reproduction._member_line(document.members[1])
+    assert "precision fp32; wall time" in reproduction._member_line(document.members[0])
+
+
 def test_markdown_has_every_table_and_links_the_figures(tmp_path):
     document = synthetic_document(tmp_path)
     out = tmp_path / "report" / "r"

@@ -54,7 +54,7 @@ def test_profile_and_overrides_apply_in_order(tmp_path):
 def test_unknown_key_in_file(tmp_path):
     path = write(tmp_path, GOOD.replace("epochs = 2", "epochs = 2\nepoch = 3"))
     assert error_of(path) == ("suite tiny: unknown key 'train.epoch'; allowed here: "
-                              "epochs, batch_size, optimizer, learning_rate, loss, fast, target_accuracy")
+                              "epochs, batch_size, optimizer, learning_rate, loss, precision, fast, target_accuracy")
 
 
 def test_unknown_override_key(tmp_path):

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from harness.backends.metrics import EpochMetrics, FitResult, MultiTaskFit
+from harness.backends.precision import judge
+from harness.environment import native_cpu_precisions
 from harness.errors import UserError
 
 if TYPE_CHECKING:
@@ -114,6 +116,18 @@ class Backend(ABC):
     @abstractmethod
     def environment(self, device: str) -> dict[str, Any]:
         """Framework version, threads, and the device's name (GPU model and driver where present)."""
+
+    def native_precisions(self, device: str) -> set[str]:
+        """The low precisions (bf16, fp16) ``device`` computes in hardware: on a CPU, what its flags say;
+        a backend that runs on GPUs asks its framework about the GPU."""
+        if device == "cpu":
+            return {precision for precision, flags in native_cpu_precisions().items() if flags}
+        return {"bf16", "fp16"}
+
+    def check_precision(self, precision: str, device: str) -> str | None:
+        """None, or a one-line warning to print, for training in ``precision`` on ``device`` (resolved);
+        UserError where it is refused (:func:`harness.backends.precision.judge` has the rules)."""
+        return judge(precision, framework=self.name, device=device, native=precision in self.native_precisions(device))
 
     # --- Inspection and multi-task training (report Tasks 5 and 6) -------------------------------
     # Not abstract: a backend without them still runs every classification suite; only the

@@ -14,6 +14,8 @@ scaling honest:
 - CPU runs that could use different numbers of cores are not compared either: a small training step
   may run as fast on one core as on two while the calibration's matmul does not, so the scaling would
   hide a real slowdown on the smaller machine.
+- Nor are runs trained in different precisions (``train.precision``, in each run's environment; runs
+  that predate it trained in fp32): a bf16 run is faster or slower by the arithmetic, not by the code.
 - A calibration whose own spread exceeds 25 % (interquartile range of its samples over their median,
   before or after the cells) was taken while the machine's speed wandered: its factor cannot be
   trusted, so a timing regression of that run is *unconfirmed* until a second run shows it again.
@@ -134,6 +136,8 @@ class TimeScale:
     note: str | None = None
     #: Set when timings cannot be compared at all (the factor is out of range).
     not_comparable: str | None = None
+    #: The reason in a few words, for each timing verdict that ``not_comparable`` stops.
+    not_compared_because: str = "the calibrations differ too much"
     #: Set when a calibration was unsteady: timing regressions stay unconfirmed.
     unsteady: str | None = None
     #: True when the factor scales the timings (not when they are left alone: normalize, no calibration).
@@ -157,6 +161,11 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
         return TimeScale(not_comparable=f"timings not comparable: the machine's speed changed while the cells ran "
                                         f"({', '.join(drifted)} from the calibration before them to the one after, "
                                         f"allowed up to x{MAX_TIME_SCALE:g}); measure again when it is quieter")
+    precisions = precision(baseline), precision(current)
+    if precisions[0] != precisions[1]:
+        return TimeScale(not_comparable=f"timings not comparable with this baseline: it trained in {precisions[0]}, "
+                                        f"this run in {precisions[1]}; measure a baseline in {precisions[1]}",
+                         not_compared_because=f"trained in {precisions[1]}, the baseline in {precisions[0]}")
     cores = usable_cores(baseline), usable_cores(current)
     if None not in cores and cores[0] != cores[1] and baseline.calibration.get("device", "cpu") == "cpu":
         return TimeScale(not_comparable=f"timings not comparable with this baseline: it could use {cores[0]} "
@@ -182,6 +191,11 @@ def time_scale(baseline: RunResults, current: RunResults, normalize: str) -> Tim
     if normalize == "auto" and same_machine:
         return TimeScale(unsteady=unsteady_text)
     return TimeScale(factor, f"timings scaled by {factor:.3f} ({described})", unsteady=unsteady_text, scaled=True)
+
+
+def precision(results: RunResults) -> str:
+    """The precision the run trained in; fp32 for runs that predate the setting (they all trained in it)."""
+    return str(results.environment.get("precision") or "fp32")
 
 
 def usable_cores(results: RunResults) -> int | None:
@@ -241,7 +255,7 @@ def limit_timing(verdict: Verdict, scale: TimeScale) -> Verdict:
     left unconfirmed when the calibration was unsteady."""
     if scale.not_comparable is not None:
         return replace(verdict, outcome=Outcome.NOT_COMPARABLE,
-                       message=f"{verdict.message.partition('; ')[0]}; not compared: the calibrations differ too much")
+                       message=f"{verdict.message.partition('; ')[0]}; not compared: {scale.not_compared_because}")
     if scale.unsteady is not None and verdict.regressed:
         return replace(verdict, outcome=Outcome.UNCONFIRMED,
                        message=f"{verdict.message}; unconfirmed: the calibration was unsteady")

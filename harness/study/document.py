@@ -42,6 +42,8 @@ PAGE = "index.html"
 MARKDOWN = "report.md"
 FIGURES = "figures"
 REPRODUCED, NOT_REPRODUCED = verdicts.REPRODUCED, verdicts.NOT_REPRODUCED
+#: The precision the report trained in; a member run in another trained with settings that differ from the report's.
+REPORT_PRECISION = "fp32"
 
 #: A column of the report's numbers -> (the column of ours beside it, first present; the metric whose
 #: tolerance applies). ``None`` as the metric: read it off the row (:func:`_row_metric`).
@@ -203,6 +205,12 @@ class MemberReport:
     chance: list[ChanceRow] = field(default_factory=list)
     #: Test images: this run's, the report's (a chance row's interval is for each side's test-set size).
     test_images: tuple[int, int] = (10_000, 10_000)
+
+    @property
+    def precision(self) -> str:
+        """The precision the member run trained in (``train.precision``; fp32 where it predates the setting)."""
+        config = self.run.config if self.run else {}
+        return str((config.get("train") or {}).get("precision") or REPORT_PRECISION)
 
     @functools.cached_property
     def checks(self) -> dict[str, list[ReferenceCheck]]:
@@ -407,6 +415,12 @@ class Document:
         missing = [f"{number} ({m.suite})" for m in self.members for number, found in m.checks.items() if not found]
         if missing:
             lines.append(f"Tables without results in this run: {', '.join(missing)}.")
+        other = [m for m in self.members if m.run and m.precision != REPORT_PRECISION]
+        if other:
+            numbers = sum(len(checks) for m in other for checks in m.checks.values())
+            lines.append(f"Settings that differ from the report's: {numbers} of these numbers come from runs trained in "
+                         f"{', '.join(sorted({m.precision for m in other}))}, the report trained in float32 "
+                         f"({', '.join(m.suite for m in other)}).")
         lines.append(f"Claims: {claim_checks.summary(self.claims())}.")
         return lines
 
@@ -528,7 +542,8 @@ def _member_line(member: MemberReport) -> str:
     run = f"run {member.run.run_id} ({member.run.status})" if member.run else "not run in this study run"
     settings = (f" Settings that differ from the report's: {', '.join(member.differing)}." if member.differing
                 else "")
-    return f"Suite {member.suite}, {run}; wall time {wall}. The report: {member.mirrors or '–'}.{settings}"
+    precision = f"precision {member.precision}" + ("" if member.precision == REPORT_PRECISION else " (the report: fp32)")
+    return f"Suite {member.suite}, {run}; {precision}; wall time {wall}. The report: {member.mirrors or '–'}.{settings}"
 
 
 def _member_tables(member: MemberReport) -> list[tuple[str, Table | None, list[Note], Table | None]]:

@@ -22,6 +22,8 @@ from harness.suite.study import Claim, Tolerance
 #: The frameworks a suite may name; harness.backends registers one backend for each (tests/test_suite.py checks it).
 BackendName = Literal["torch", "tensorflow"]
 BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
+#: Training precisions: float32, or mixed precision with bfloat16 or float16 compute (docs/backends.md, "Precision").
+Precision = Literal["fp32", "bf16", "fp16"]
 #: Images in each part of each dataset (the IDX headers say the same; tests/test_runner.py checks it).
 DATASET_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "fashion_mnist": {"train": 60_000, "test": 10_000}}
 
@@ -74,6 +76,9 @@ class TrainSettings(StrictModel):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
     learning_rate: float = Field(1e-3, gt=0.0, le=MAX_LEARNING_RATE, description="Optimizer learning rate.")
     loss: Literal["cross_entropy"] = Field("cross_entropy", description="Training loss.")
+    precision: Precision = Field("fp32", description="fp32, or mixed precision: bf16 / fp16 compute, float32 "
+                                 "weights and loss (PyTorch autocast, fp16 with a gradient scaler; Keras "
+                                 "mixed policy, output layer float32). The record's precision column says which ran.")
     fast: bool = Field(True, description="The fast training step (fused optimizer, channels-last convolutions, "
                        "CUDA graphs; Keras: 32 steps per call, XLA on GPUs): same mathematics, float rounding "
                        "may differ. false = the framework's defaults. The record's train_path says which ran.")
@@ -182,12 +187,22 @@ class Suite(StrictModel):
 
 
 #: Parts of a resolved suite that describe or judge its results without changing what is run.
-NOT_RUN_SETTINGS = ("description", "regression", "claims", "tolerances", "notes", "chance")
+NOT_RUN_SETTINGS = ("description", "regression", "claims", "tolerances", "notes", "chance", "profiles")
+
+
+#: Training settings added after runs and baselines were stored, with the value those runs had: at it,
+#: a setting is left out of a run's settings, so their hashes and identities stay the ones stored.
+LATER_TRAIN_SETTINGS = {"precision": "fp32", "deterministic": False}
 
 
 def run_settings(resolved: dict[str, Any]) -> dict[str, Any]:
-    """A resolved suite (as stored with a run) less what does not change what is run."""
-    return {key: value for key, value in resolved.items() if key not in NOT_RUN_SETTINGS}
+    """A resolved suite (as stored with a run) less what does not change what is run, and less the
+    :data:`LATER_TRAIN_SETTINGS` at their former value."""
+    settings = {key: value for key, value in resolved.items() if key not in NOT_RUN_SETTINGS}
+    if isinstance(settings.get("train"), dict):
+        settings["train"] = {key: value for key, value in settings["train"].items()
+                             if LATER_TRAIN_SETTINGS.get(key, object()) != value}
+    return settings
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

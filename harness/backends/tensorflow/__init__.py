@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from harness.suite.spec import ModelSpec
 
 WEIGHTS_FILE = "model.keras"
+#: The first GPUs with bf16 arithmetic (NVIDIA Ampere).
+BF16_COMPUTE_CAPABILITY = (8, 0)
 
 
 class TensorFlowBackend(Backend):
@@ -126,6 +128,13 @@ class TensorFlowBackend(Backend):
             info["gpu_driver"] = nvidia_driver()
             info["cuda"] = self._tf.sysconfig.get_build_info().get("cuda_version")
         return info
+
+    def native_precisions(self, device: str) -> set[str]:
+        gpus = self._gpus() if device == "cuda" else []
+        if not gpus:
+            return super().native_precisions(device)
+        capability = self._tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+        return {"fp16"} | ({"bf16"} if tuple(capability) >= BF16_COMPUTE_CAPABILITY else set())
 
     # --- Inspection and multi-task training (report Tasks 5 and 6) --------------------------------
 

@@ -13,13 +13,20 @@ slower, as Keras' own "auto" setting expects (it turns XLA off on CPU-only machi
 per execution save CPU time, but on a small CPU the gain shows on the wall clock only with
 autotuning off, because the autotuner's threads can leave the cores idle for seconds of an epoch.
 docs/performance.md has the figures and ``benchmarks/bench_epoch.py`` measures them.
+
+Mixed precision (``TrainSettings.precision`` bf16 or fp16) puts the model's layers in Keras' mixed
+policy for the length of ``fit`` (compute in bf16 or fp16, weights float32), except the output layers,
+which stay float32 so that the softmax and the loss are computed in float32 (Keras' guide); fp16 wraps
+the optimizer in a ``LossScaleOptimizer``. Each layer gets its own policy back after ``fit``, so the
+record's accuracies measure the float32 weights, as the PyTorch backend's do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +47,8 @@ if TYPE_CHECKING:
 
 #: Steps per ``tf.function`` call on the fast path: one Python round trip per this many batches.
 STEPS_PER_EXECUTION = 32
+#: Keras' policy for each mixed precision (fp32 leaves the layers' own float32 policy alone).
+MIXED_POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 @dataclass(frozen=True)
@@ -76,20 +85,46 @@ def make_optimizer(train: "TrainSettings") -> "keras.optimizers.Optimizer":
     return keras.optimizers.SGD(learning_rate=train.learning_rate)
 
 
+@contextlib.contextmanager
+def mixed_precision(model: "keras.Model", precision: str) -> Iterator[None]:
+    """The model's layers in the mixed policy of ``precision`` inside, its output layers float32; every
+    layer's own policy back on the way out (nothing changes for fp32)."""
+    policy = MIXED_POLICIES.get(precision)
+    if policy is None:
+        yield
+        return
+    _, keras = frameworks()
+    outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
+    layers = [layer for layer in model.layers
+              if id(layer) not in outputs and not isinstance(layer, keras.layers.InputLayer)]
+    saved = [layer.dtype_policy for layer in layers]
+    try:
+        for layer in layers:
+            layer.dtype_policy = policy
+        yield
+    finally:
+        for layer, own in zip(layers, saved):
+            layer.dtype_policy = own
+
+
 def compile_model(model: "keras.Model", heads: "Sequence[Head] | None", loss_weights: Sequence[float],
                   train: "TrainSettings", plan: StepPlan = StepPlan()) -> None:
-    """Sparse categorical cross-entropy (per head, weighted, for a multi-task model) and accuracy."""
+    """Sparse categorical cross-entropy (per head, weighted, for a multi-task model) and accuracy;
+    fp16 scales the loss (float16 gradients underflow without it)."""
     _, keras = frameworks()
     options: dict[str, Any] = {"jit_compile": plan.jit_compile, "steps_per_execution": plan.steps_per_execution}
+    optimizer = make_optimizer(train)
+    if train.precision == "fp16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     if heads is None:
         model.compile(
-            optimizer=make_optimizer(train),
+            optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model)),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], **options,
         )
         return
     model.compile(
-        optimizer=make_optimizer(train),
+        optimizer=optimizer,
         loss=[keras.losses.SparseCategoricalCrossentropy() for _ in heads],
         loss_weights=[float(w) for w in loss_weights],
         metrics=[[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for _ in heads], **options,
@@ -205,7 +240,7 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", 
     callback = progress_callback_class()(observer, (count + batch - 1) // batch, log_keys(heads),
                                          observed_head(list(loss_weights)))
     validation = (splits.x_val, head_labels(splits.y_val, heads)) if len(splits.y_val) else None
-    with device_scope(device):
+    with device_scope(device), mixed_precision(model, train.precision):
         compile_model(model, heads, loss_weights, train, plan)
         # The clock starts before the input pipeline is built: fit builds its own inside the call.
         started = time.perf_counter()

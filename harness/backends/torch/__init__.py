@@ -92,6 +92,12 @@ class TorchBackend(Backend):
             info["gpu_driver"] = nvidia_driver()
         return info
 
+    def native_precisions(self, device: str) -> set[str]:
+        if device == "cpu":
+            return super().native_precisions(device)
+        # Without including_emulation=False, PyTorch answers True for GPUs that only emulate bf16.
+        return {"fp16"} | ({"bf16"} if torch.cuda.is_bf16_supported(including_emulation=False) else set())
+
     # --- Inspection and multi-task training (report Tasks 5 and 6) --------------------------------
 
     def activations(self, network: nn.Sequential, images: np.ndarray, layer_index: int, *, spec: "ModelSpec",

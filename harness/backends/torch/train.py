@@ -11,6 +11,14 @@ convolutions, and on a GPU the whole step captured once as a CUDA graph and repl
 there because it made the step faster when measured (``benchmarks/bench_epoch.py``; figures in
 docs/performance.md). ``torch.compile`` is left out: compiling a step on a small CPU takes longer
 than a smoke cell's whole training.
+
+Mixed precision (``TrainSettings.precision`` bf16 or fp16) runs the forward pass and the loss of each
+step, and the per-epoch validation, under ``torch.autocast``; weights, optimizer state and the loss
+stay float32, and fp16 scales the loss with a ``GradScaler`` so small gradients do not underflow.
+Autocast runs with its weight cache off, as CUDA graph capture requires (a step enters autocast once,
+so the cache would save nothing). A bf16 step is captured as a CUDA graph like a float32 one; an fp16
+step is not: the scaler decides on the GPU whether each update is skipped and changes its scale, and
+PyTorch documents no capture of that, so fp16 runs its steps eagerly and its train_path says so.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ KERAS_ADAM_EPSILON = 1e-7
 #: Full-size steps run eagerly before a CUDA graph is captured: optimizer state and cuDNN's choices
 #: must exist before capture (PyTorch's documented warm-up; these are real training steps).
 GRAPH_WARMUP_STEPS = 3
+#: The compute dtype of each mixed precision (fp32 runs without autocast).
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,8 @@ class StepPlan:
     fused: bool = False
     channels_last: bool = False
     cuda_graph: bool = False
+    #: A part of the fast path the device would take but this step cannot, and why ("" when none).
+    left_out: str = ""
 
     @classmethod
     def choose(cls, model: nn.Module, train: "TrainSettings", device: str) -> "StepPlan":
@@ -55,13 +67,18 @@ class StepPlan:
         if not train.fast:
             return cls()
         # CUDA graphs need a static batch; a GPU is the only place where launches, not arithmetic, dominate.
-        return cls(fused=True, channels_last=has_convolutions(model), cuda_graph=device.startswith("cuda"))
+        graph = device.startswith("cuda")
+        if graph and train.precision == "fp16":
+            return cls(fused=True, channels_last=has_convolutions(model),
+                       left_out="no CUDA graph: fp16's gradient scaler runs eagerly")
+        return cls(fused=True, channels_last=has_convolutions(model), cuda_graph=graph)
 
     def describe(self) -> str:
         """What the record stores as the training path."""
         parts = [name for name, used in (("fused optimizer", self.fused), ("channels-last", self.channels_last),
                                          ("CUDA graph", self.cuda_graph)) if used]
-        return f"fast: {', '.join(parts)}" if parts else "plain"
+        left_out = f" ({self.left_out})" if self.left_out else ""
+        return f"fast: {', '.join(parts)}{left_out}" if parts else "plain"
 
 
 def make_optimizer(model: nn.Module, train: "TrainSettings", plan: StepPlan = StepPlan()) -> torch.optim.Optimizer:
@@ -73,6 +90,19 @@ def make_optimizer(model: nn.Module, train: "TrainSettings", plan: StepPlan = St
         return torch.optim.Adam(model.parameters(), lr=train.learning_rate, eps=KERAS_ADAM_EPSILON, **fast)
     fast.pop("capturable", None)  # SGD keeps no step count
     return torch.optim.SGD(model.parameters(), lr=train.learning_rate, **fast)
+
+
+def autocast(device: "str | torch.device", precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for the code inside (nothing for fp32), with autocast's weight cache off."""
+    dtype = AUTOCAST_DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=False)
+
+
+def gradient_scaler(device: str, precision: str) -> "torch.amp.GradScaler | None":
+    """fp16's loss scaler (float16 gradients underflow without it); None for fp32 and bf16."""
+    return torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
 
 
 def synchronize(device: "str | torch.device") -> None:
@@ -105,19 +135,29 @@ def batch_weighted_mean(batch_losses: torch.Tensor, count: int, batch: int) -> t
 
 class EagerStep:
     """One optimizer step on the batch ``images[index]``, writing the batch's loss row and each head's
-    predictions into the caller's slots (views into the epoch's tensors)."""
+    predictions into the caller's slots (views into the epoch's tensors). ``precision`` bf16 or fp16
+    runs the forward pass and the loss under autocast; fp16 also scales the loss."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-                 targets: Sequence[torch.Tensor], weights: Sequence[float]) -> None:
+                 targets: Sequence[torch.Tensor], weights: Sequence[float], precision: str = "fp32") -> None:
         self.model, self.optimizer, self.images, self.targets, self.weights = model, optimizer, images, targets, weights
+        self.precision = precision
+        self.scaler = gradient_scaler(str(images.device), precision)
 
     def __call__(self, index: torch.Tensor, row: torch.Tensor, predicted: torch.Tensor) -> None:
-        logits = outputs_of(self.model, self.images[index])
-        losses = [F.cross_entropy(out, target[index]) for out, target in zip(logits, self.targets)]
-        objective = weighted(losses, self.weights)
+        with autocast(self.images.device, self.precision):
+            logits = outputs_of(self.model, self.images[index])
+            # The loss in float32 whatever the logits' dtype: its log-sum-exp is where low precision hurts.
+            losses = [F.cross_entropy(out.float(), target[index]) for out, target in zip(logits, self.targets)]
+            objective = weighted(losses, self.weights)
         self.optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            objective.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(objective).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         # The objective, then each head's loss; a single task's row is its loss alone.
         row.copy_(objective.detach() if len(losses) == 1 else torch.stack([objective, *losses]).detach())
         for head, out in enumerate(logits):
@@ -187,8 +227,9 @@ class GraphedStep:
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, targets: Sequence[torch.Tensor], weights: Sequence[float],
-             batch_size: int = 1000) -> tuple[float, list[float], list[float]]:
-    """Mean objective, each head's mean cross-entropy and accuracy (fraction), in evaluation mode."""
+             batch_size: int = 1000, precision: str = "fp32") -> tuple[float, list[float], list[float]]:
+    """Mean objective, each head's mean cross-entropy and accuracy (fraction), in evaluation mode; the
+    forward pass in ``precision`` (training's validation runs as its steps do, as Keras' does)."""
     model.eval()
     count = len(targets[0])
     total = torch.zeros((), device=images.device)
@@ -196,7 +237,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets: Sequence[torch.Ten
     correct = torch.zeros(len(targets), dtype=torch.int64, device=images.device)
     with torch.inference_mode():
         for start in range(0, count, batch_size):
-            logits = outputs_of(model, images[start : start + batch_size])
+            with autocast(images.device, precision):
+                logits = [out.float() for out in outputs_of(model, images[start : start + batch_size])]
             batch = [target[start : start + batch_size] for target in targets]
             per_head = [F.cross_entropy(out, target, reduction="sum") for out, target in zip(logits, batch)]
             total += weighted(per_head, weights)
@@ -228,7 +270,7 @@ def fit(model: nn.Module, splits: "Splits", heads: "Sequence[Head] | None", weig
     count, batch, outputs = len(splits.y_train), train.batch_size, len(targets)
     batches = (count + batch - 1) // batch
     row_shape = () if outputs == 1 else (1 + outputs,)
-    step: EagerStep | GraphedStep = EagerStep(model, optimizer, images, targets, weights)
+    step: EagerStep | GraphedStep = EagerStep(model, optimizer, images, targets, weights, train.precision)
     if plan.cuda_graph:
         step = GraphedStep(step, batch, outputs, row_shape, graph())
     watched = observed_head(weights)
@@ -252,7 +294,8 @@ def fit(model: nn.Module, splits: "Splits", heads: "Sequence[Head] | None", weig
         if not np.isfinite(train_loss):
             raise NonFiniteLoss(f"loss became {train_loss} in epoch {epoch}")
         if len(splits.y_val):
-            val_loss, val_losses, val_accuracies = evaluate(model, val_images, val_targets, weights)
+            val_loss, val_losses, val_accuracies = evaluate(model, val_images, val_targets, weights,
+                                                            precision=train.precision)
         else:
             val_loss, val_losses, val_accuracies = None, [None] * outputs, [None] * outputs
         synchronize(device)
@@ -266,7 +309,9 @@ def fit(model: nn.Module, splits: "Splits", heads: "Sequence[Head] | None", weig
 
 
 def predict(model: nn.Module, images: np.ndarray, *, device: str, batch_size: int = 1000) -> list[np.ndarray]:
-    """Predicted class per image for each head (int64 arrays; one for a single-task model)."""
+    """Predicted class per image for each head (int64 arrays; one for a single-task model), in float32
+    whatever the training precision: mixed precision keeps float32 weights, and the record's accuracies
+    measure those weights (as the Keras backend's do)."""
     model.eval()
     tensor = images_on(images, device)
     with torch.inference_mode():

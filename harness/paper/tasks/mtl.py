@@ -200,7 +200,8 @@ class MtlTask(Task):
             record, artifacts = self._multi_task(backend, suite, options, splits, cell, device, context)
         else:
             record, artifacts = self._single_task(backend, suite, options, splits, cell, device, context)
-        record.update(device=device, epochs=suite.train.epochs, train_samples=len(splits.y_train),
+        record.update(device=device, epochs=suite.train.epochs, precision=suite.train.precision,
+                      train_samples=len(splits.y_train),
                       val_samples=len(splits.y_val), test_samples=len(splits.y_test))
         artifacts["backend_environment"] = backend.environment(device)
         artifacts["folder"] = str(context.artifact_dir(cell).relative_to(context.run_dir))  # where render draws
