@@ -106,3 +106,8 @@ def test_gpu_job_asks_for_the_self_hosted_gpu_runner(workflow):
     assert gpu["runs-on"] == ["self-hosted", "linux", "gpu"] and "gpu" in self_hosted_labels()
     assert "--gpus all" in "\n".join(step.get("run", "") for step in gpu["steps"])
     assert gpu["if"] == "vars.HARNESS_GPU_RUNNER == 'true'"
+
+
+def test_gpu_job_runs_deterministic_kernels_so_accuracy_is_judged_exactly(workflow):
+    scripts = "\n".join(step.get("run", "") for step in workflow["jobs"]["gpu"]["steps"])
+    assert "device=cuda train.deterministic=true" in scripts

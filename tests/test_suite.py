@@ -54,7 +54,8 @@ def test_profile_and_overrides_apply_in_order(tmp_path):
 def test_unknown_key_in_file(tmp_path):
     path = write(tmp_path, GOOD.replace("epochs = 2", "epochs = 2\nepoch = 3"))
     assert error_of(path) == ("suite tiny: unknown key 'train.epoch'; allowed here: "
-                              "epochs, batch_size, optimizer, learning_rate, loss, fast, target_accuracy")
+                              "epochs, batch_size, optimizer, learning_rate, loss, fast, target_accuracy, "
+                              "deterministic")
 
 
 def test_unknown_override_key(tmp_path):
@@ -112,6 +113,18 @@ def test_config_hash_ignores_the_matrix_but_not_the_settings(tmp_path):
     base = load_suite(path).config_hash
     assert load_suite(path, overrides=[Override.parse("matrix.seeds=[1,2]")]).config_hash == base
     assert load_suite(path, overrides=[Override.parse("train.batch_size=10")]).config_hash != base
+
+
+def test_deterministic_runs_have_settings_of_their_own_and_the_default_keeps_older_hashes(tmp_path):
+    path = write(tmp_path, GOOD)
+    suite = load_suite(path)
+    deterministic = load_suite(path, overrides=[Override.parse("train.deterministic=true")])
+    assert suite.resolved()["train"]["deterministic"] is False and deterministic.train.deterministic is True
+    # A deterministic run never resumes a non-deterministic one (nor the other way round) ...
+    assert deterministic.config_hash != suite.config_hash
+    # ... and at its default the field leaves the hash this suite had before the field was added, so
+    # unfinished runs still resume and baselines keep matching.
+    assert suite.config_hash == "c6e9b47e833b"
 
 
 def test_every_backend_a_suite_may_name_is_registered():

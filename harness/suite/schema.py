@@ -72,6 +72,10 @@ class TrainSettings(_Strict):
                        "may differ. false = the framework's defaults. The record's train_path says which ran.")
     target_accuracy: float | None = Field(None, gt=0.0, le=100.0, description="Validation accuracy (percent) "
                                           "whose first reaching is timed (seconds_to_target); None = not timed.")
+    deterministic: bool = Field(False, description="Deterministic kernels, so that a GPU run repeats bit for bit "
+                                "as a CPU run does: PyTorch's deterministic algorithms with a fixed cuBLAS "
+                                "workspace, TensorFlow's op determinism. Slower on GPUs; CUDA graphs stay. The "
+                                "record's deterministic column says which ran.")
 
 
 class Matrix(_Strict):
@@ -159,5 +163,8 @@ class Suite(_Strict):
         settings.pop("claims", None)
         settings.pop("tolerances", None)
         settings.pop("matrix")  # a run may cover more or fewer cells of the same settings
+        if not settings["train"]["deterministic"]:
+            # Added after runs and baselines were stored: at its default the hash stays the one they have.
+            del settings["train"]["deterministic"]
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]

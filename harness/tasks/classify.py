@@ -42,8 +42,8 @@ class ClassifyTask(Task):
     Options = ClassifyOptions
     columns = ("suite", "model", "backend", "device", "seed", "params", "flops", "depth", "max_width", "widths",
                "epochs", "train_samples", "val_samples", "test_samples", "train_accuracy", "val_accuracy",
-               "test_accuracy", "train_seconds", "seconds_per_epoch", "seconds_to_target", "train_path", "status",
-               "error")
+               "test_accuracy", "train_seconds", "seconds_per_epoch", "seconds_to_target", "train_path", "deterministic",
+               "status", "error")
 
     def plan(self, suite: "Suite") -> list[Cell]:
         return self.matrix_cells(suite, [(model.name, {}) for model in suite.models])

@@ -110,6 +110,7 @@ def train_and_measure(
         # Time to accuracy (AlgoPerf): None when the target is unset or was not reached.
         "seconds_to_target": None if None in to_target else float(np.median(to_target)),
         "train_path": fit.path,
+        "deterministic": suite.train.deterministic,
         **reference_columns(model_spec),
     }
     artifacts: dict[str, Any] = {

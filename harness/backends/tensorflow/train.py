@@ -15,12 +15,17 @@ steps per execution took 3-9% less CPU time per MLP epoch, but the wall clock ga
 epochs: the autotuner's threads left the cores idle for 4-6.5 s of an MLP epoch in the others
 (10.7-11.6 s against 8.5-9.2 s, alternating in one process); with autotuning off every epoch took
 8.5-9.2 s.
+
+``TrainSettings.deterministic`` runs the training under TensorFlow's op determinism
+(:func:`op_determinism`), so that a GPU run repeats bit for bit, as CPU runs already do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -193,6 +198,29 @@ def progress_callback_class() -> type:
     return ProgressCallback
 
 
+@contextlib.contextmanager
+def op_determinism(enabled: bool) -> Iterator[None]:
+    """TensorFlow's op determinism inside the block where ``enabled``, the process's own setting after.
+
+    Op determinism needs every random op seeded: :func:`fit` sets the global seed first. It also makes
+    XLA and tf.data deterministic. Where ``enabled`` is false nothing is touched.
+    """
+    if not enabled:
+        yield
+        return
+    tf, _ = frameworks()
+    # Reading and clearing the setting are not public API; enabling it is.
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not before:
+            tf_config.disable_op_determinism()
+
+
 def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", loss_weights: Sequence[float],
         train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver,
         plan: StepPlan | None = None) -> MultiTaskFit:
@@ -207,7 +235,7 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", 
     callback = progress_callback_class()(observer, (count + batch - 1) // batch, log_keys(heads),
                                          observed_head(list(loss_weights)))
     validation = (splits.x_val, head_labels(splits.y_val, heads)) if len(splits.y_val) else None
-    with device_scope(device):
+    with device_scope(device), op_determinism(train.deterministic):
         compile_model(model, heads, loss_weights, train, plan)
         # The clock starts before the input pipeline is built: fit builds its own inside the call.
         started = time.perf_counter()

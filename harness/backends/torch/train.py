@@ -11,11 +11,16 @@ convolutions, and on a GPU the whole step captured once as a CUDA graph and repl
 the 2-core development CPU (benchmarks/bench_epoch.py): fused Adam took the MLP baseline's step to
 about half, channels-last the CNN's to about 0.8x. ``torch.compile`` was measured and left out: it
 took 40 s to compile the MLP's step on this CPU, longer than a smoke cell's whole training.
+
+``TrainSettings.deterministic`` runs the training under PyTorch's deterministic algorithms
+(:func:`determinism`), so that a GPU run repeats bit for bit, as CPU runs already do. The CUDA graph
+stays: a replay launches the kernels the eager step chose, and deterministic ones stay deterministic.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +44,9 @@ KERAS_ADAM_EPSILON = 1e-7
 #: Full-size steps run eagerly before a CUDA graph is captured: optimizer state and cuDNN's choices
 #: must exist before capture (PyTorch's documented warm-up; these are real training steps).
 GRAPH_WARMUP_STEPS = 3
+#: cuBLAS's fixed workspace for repeatable matrix products (NVIDIA's documented setting; PyTorch
+#: refuses CUDA matrix products under deterministic algorithms without it or ``:16:8``).
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,30 @@ def make_optimizer(model: nn.Module, train: "TrainSettings", plan: StepPlan = St
         return torch.optim.Adam(model.parameters(), lr=train.learning_rate, eps=KERAS_ADAM_EPSILON, **fast)
     fast.pop("capturable", None)  # SGD keeps no step count
     return torch.optim.SGD(model.parameters(), lr=train.learning_rate, **fast)
+
+
+@contextlib.contextmanager
+def determinism(enabled: bool) -> Iterator[None]:
+    """PyTorch's deterministic algorithms inside the block where ``enabled``, the process's own settings after.
+
+    Deterministic algorithms also make cuDNN pick deterministic convolutions; benchmark mode, which
+    times candidate kernels and may pick another one per run, is off. The cuBLAS workspace setting
+    goes into the environment before the block's first matrix product (a setting the user made
+    wins). Where ``enabled`` is false nothing is touched, so default runs are as they always were.
+    """
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = before[2]
 
 
 def synchronize(device: "str | torch.device") -> None:
@@ -215,6 +247,15 @@ def fit(model: nn.Module, splits: "Splits", heads: "Sequence[Head] | None", weig
     Validation metrics come at the end of each epoch, as Keras' fit gives them. ``plan`` (default:
     what ``train.fast`` and the device call for) and ``graph`` let tests run the GPU's step on a CPU.
     """
+    with determinism(train.deterministic):
+        return _fit(model, splits, heads, weights, train, epochs=epochs, seed=seed, device=device, observer=observer,
+                    plan=plan, graph=graph)
+
+
+def _fit(model: nn.Module, splits: "Splits", heads: "Sequence[Head] | None", weights: Sequence[float],
+         train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver,
+         plan: StepPlan | None, graph: Callable[[], "CudaGraph"]) -> MultiTaskFit:
+    """:func:`fit`'s training, run inside the suite's :func:`determinism`."""
     torch.manual_seed(seed)  # dropout draws from the global generator
     weights = [float(w) for w in weights]
     plan = plan or StepPlan.choose(model, train, device)
