@@ -148,3 +148,13 @@ def test_every_suite_has_a_nightly_profile_with_five_timing_samples_a_row():
     for name in names:
         suite = load_suite(name, "nightly")
         assert timing_samples(suite) >= 5, name
+
+
+def test_the_suites_beside_the_package_are_found_from_any_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from harness.suite.load import suites_dir
+
+    monkeypatch.delenv("HARNESS_SUITES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert suites_dir() == Path(__file__).resolve().parent.parent / "suites"
