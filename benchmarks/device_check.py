@@ -286,9 +286,13 @@ def profile(check: Check) -> dict[str, Any]:
     command = [sys.executable, "benchmarks/profile_epoch.py", "--model", settings.profile_models, "--device",
                check.args.device, "--samples", str(settings.profile_samples), "--top", "10", "--json", str(output)]
     child = check.child("profile", command, settings.limits["profile"])
-    if child.code != 0 or not output.is_file():
+    if not output.is_file():
         raise StepFailed(failure(child))
-    return json.loads(output.read_text())
+    found = json.loads(output.read_text())
+    errors = [f"{entry['model']} {entry['side']}: {entry['error']}" for entry in found["results"] if "error" in entry]
+    if child.code != 0 or errors:
+        raise StepFailed("; ".join(errors) or failure(child), found)
+    return found
 
 
 def deterministic(check: Check) -> dict[str, Any]:
@@ -495,6 +499,9 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| {r['target']} | {', '.join(map(str, r['ratios']))} | {r['path']} |"
                   for r in steps["bench_epoch"]["rows"]]
     for entry in steps.get("profile", {}).get("results", []):
+        if "error" in entry:
+            lines += ["", f"### Profile: {entry['model']}, {entry['side']}: {entry['error']}"]
+            continue
         busy = entry["device_busy_seconds"]
         lines += ["", f"### Profile: {entry['model']}, {entry['side']} ({entry['steps']} steps, "
                   f"{entry['wall_seconds']:.3f} s" + (f", device busy {busy:.3f} s)" if busy is not None else ")")]

@@ -111,9 +111,14 @@ def main() -> int:
         sides, splits = harness_sides(model, args.samples, args.device)
         sides["plain"] = lambda: plain_torch.run_epoch(model, splits, device=args.device)  # noqa: B023
         for side, run in sides.items():
-            found = {"model": model, "side": side, "steps": -(-len(splits.y_train) // 50),
-                     **profiled(run, args.device, args.top)}
+            found = {"model": model, "side": side, "steps": -(-len(splits.y_train) // 50)}
             results.append(found)
+            try:
+                found.update(profiled(run, args.device, args.top))
+            except Exception as error:  # noqa: BLE001 - the profiler failing on one side leaves the others
+                found["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
+                print(f"{model} {side}: {found['error']}", flush=True)
+                continue
             busy = found["device_busy_seconds"]
             print(f"{model} {side}: {found['wall_seconds']:.3f} s for {found['steps']} steps"
                   + (f", device busy {busy:.3f} s" if busy is not None else ""), flush=True)
@@ -123,7 +128,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"device": args.device, "samples": args.samples, "results": results},
                                         indent=2))
-    return 0
+    return 1 if any("error" in found for found in results) else 0
 
 
 if __name__ == "__main__":
