@@ -46,6 +46,8 @@ def run_epoch(model_name: str, splits, batch_size: int = 50, device: str = "cpu"
     y = torch.from_numpy(splits.y_train).to(device)
     x_val = torch.from_numpy(splits.x_val).permute(0, 3, 1, 2).contiguous().to(device)
     y_val = torch.from_numpy(splits.y_val).to(device)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()  # the copies above are not the epoch's
     started = time.perf_counter()
     model.train()
     order = torch.randperm(len(y), device=device)

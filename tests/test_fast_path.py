@@ -107,6 +107,31 @@ def test_the_graphed_step_replays_exactly_what_the_eager_step_computes(suite, sp
     assert (graph.captures, graph.replays) == (1, 2 * STEPS_PER_EPOCH - train.GRAPH_WARMUP_STEPS - 1)
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("suite", MODELS)
+def test_on_a_gpu_the_captured_graph_trains_to_the_losses_of_the_eager_step(suite, splits):
+    """The real CUDA graph (warm-up, capture, replays, the short last batch eager) against the same
+    fast step run eagerly on the GPU, within the rounding tolerance of the CPU comparison above."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    from harness.backends.torch import train
+
+    backend = get_backend("torch")
+
+    def run(cuda_graph: bool):
+        model = backend.build(spec(suite), seed=1, device="cuda")
+        plan = train.StepPlan(fused=True, channels_last=suite == "cnn_baseline", cuda_graph=cuda_graph)
+        return train.fit(model, splits, None, [1.0], TrainSettings(batch_size=BATCH), epochs=EPOCHS, seed=1,
+                         device="cuda", observer=SilentObserver(), plan=plan)
+
+    eager, graphed = run(cuda_graph=False), run(cuda_graph=True)
+    assert graphed.path.endswith("CUDA graph") and not eager.path.endswith("CUDA graph")
+    np.testing.assert_allclose([e.train_loss for e in graphed.history], [e.train_loss for e in eager.history],
+                               rtol=RTOL, atol=ATOL)
+    assert graphed.history[-1].train_loss < 0.5 * graphed.history[0].train_loss
+
+
 def test_a_cpu_never_takes_the_cuda_graph():
     from harness.backends.torch import train
 

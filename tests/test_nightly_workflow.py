@@ -178,3 +178,8 @@ def test_the_store_is_carried_from_one_night_to_the_next(tmp_path, monkeypatch):
     assert log == ["night 2", "night 1", "night 0"]
     files = git("ls-tree", "-r", "--name-only", "results", cwd=origin).split()
     assert "results.db" in files and "demo/night2/results.json" in files
+
+
+def test_gpu_job_runs_deterministic_kernels_so_accuracy_is_judged_exactly(workflow):
+    scripts = "\n".join(step.get("run", "") for step in workflow["jobs"]["gpu"]["steps"])
+    assert "device=cuda train.deterministic=true" in scripts

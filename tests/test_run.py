@@ -95,10 +95,11 @@ def test_a_failing_cell_is_stored_and_the_others_still_run(reports, mnist, conso
 
 
 def test_shortcuts_become_suite_overrides():
-    request = request_from_arguments(["suite=mlp_baseline", "backend=all", "device=cpu", "seed=3", "train.epochs=2"])
+    request = request_from_arguments(["suite=mlp_baseline", "backend=all", "device=cpu", "seed=3", "train.epochs=2",
+                                      "deterministic=true"])
     assert [(o.key, o.value) for o in request.overrides] == [
         ("matrix.backends", ["torch", "tensorflow"]), ("matrix.devices", ["cpu"]), ("matrix.seeds", [3]),
-        ("train.epochs", 2)]
+        ("train.deterministic", True), ("train.epochs", 2)]
 
 
 def test_unknown_model_filter_is_a_user_error(reports, console):

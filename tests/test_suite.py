@@ -54,7 +54,8 @@ def test_profile_and_overrides_apply_in_order(tmp_path):
 def test_unknown_key_in_file(tmp_path):
     path = write(tmp_path, GOOD.replace("epochs = 2", "epochs = 2\nepoch = 3"))
     assert error_of(path) == ("suite tiny: unknown key 'train.epoch'; allowed here: "
-                              "epochs, batch_size, optimizer, learning_rate, loss, precision, fast, target_accuracy")
+                              "epochs, batch_size, optimizer, learning_rate, loss, precision, fast, target_accuracy, "
+                              "deterministic")
 
 
 def test_unknown_override_key(tmp_path):
@@ -127,6 +128,24 @@ def test_a_runs_identity_is_its_whole_resolved_suite_matrix_included(tmp_path):
     assert settings_difference(base.resolved(), judged_otherwise) is None  # how results are judged is not what runs
 
 
+def test_deterministic_runs_have_settings_of_their_own_and_the_default_keeps_older_hashes(tmp_path):
+    path = write(tmp_path, GOOD)
+    suite = load_suite(path)
+    deterministic = load_suite(path, overrides=[Override.parse("train.deterministic=true")])
+    assert suite.resolved()["train"]["deterministic"] is False and deterministic.train.deterministic is True
+    # A deterministic run never resumes a non-deterministic one (nor the other way round) ...
+    assert deterministic.config_hash != suite.config_hash
+    # ... and at its default the field leaves the hash a run of this suite stored before the field was
+    # added (its resolved settings lack the key), so unfinished runs still resume and baselines keep matching.
+    from harness.suite.schema import run_settings, settings_hash
+
+    before = suite.resolved()
+    del before["train"]["deterministic"], before["train"]["precision"]
+    settings = run_settings(before)
+    settings.pop("matrix")
+    assert suite.config_hash == settings_hash(settings)
+
+
 def test_every_backend_a_suite_may_name_is_registered():
     from harness.backends import backend_names
     from harness.suite.schema import BACKEND_NAMES
@@ -183,3 +202,13 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, monkeypatch, ca
     for command in (["run", "suite=latin"], ["list"]):
         assert cli.main(command) == 2
         assert capsys.readouterr().err == f"harness: error: {expected}\n"
+
+
+def test_the_suites_beside_the_package_are_found_from_any_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from harness.suite.load import suites_dir
+
+    monkeypatch.delenv("HARNESS_SUITES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert suites_dir() == Path(__file__).resolve().parent.parent / "suites"

@@ -226,6 +226,30 @@ def test_the_same_seed_repeats_a_cpu_run_exactly_and_another_seed_does_not(tf_ba
 
 @pytest.mark.slow
 @pytest.mark.tensorflow
+def test_op_determinism_repeats_a_fit_close_to_the_default_one_and_is_cleared_after(tf_backend, splits):
+    from tensorflow.python.framework import config as tf_config
+
+    class Seen(SilentObserver):
+        def __init__(self):
+            self.enabled = []
+
+        def start_epoch(self, epoch, batches):
+            self.enabled.append(tf_config.is_op_determinism_enabled())
+
+    losses = []
+    for deterministic in (False, True, True):
+        observer = Seen()
+        history = fit(tf_backend, MIXED, splits, seed=7, observer=observer, deterministic=deterministic)[1].history
+        losses.append([m.train_loss for m in history])
+        assert observer.enabled == [deterministic] * 2
+        assert not tf_config.is_op_determinism_enabled()
+    default, deterministic, again = losses
+    assert deterministic == again
+    # Some CPU kernels take another summation order under op determinism: the same training, other rounding.
+    np.testing.assert_allclose(deterministic, default, rtol=1e-5)
+
+
+@pytest.mark.tensorflow
 def test_validation_is_skipped_when_the_split_has_none(tf_backend, splits):
     no_val = dataclasses.replace(splits, x_val=splits.x_val[:0], y_val=splits.y_val[:0])
     _, result = fit(tf_backend, mlp("Small MLP", [8]), no_val, epochs=1)

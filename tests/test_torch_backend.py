@@ -59,6 +59,30 @@ def test_training_learns_and_is_repeatable_on_cpu(backend):
     assert predicted.dtype == np.int64 and predicted.shape == (25,)
 
 
+class DeterminismSeen(SilentObserver):
+    """Notes, at each epoch's start, whether PyTorch runs deterministic algorithms."""
+
+    def __init__(self):
+        self.seen = []
+
+    def start_epoch(self, epoch, batches):
+        self.seen.append((torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark))
+
+
+def test_deterministic_training_on_cpu_trains_as_the_default_and_leaves_torch_as_it_was(backend):
+    spec = report_models()[0]
+    fits = {}
+    for deterministic in (False, True):
+        observer = DeterminismSeen()
+        model = backend.build(spec, seed=2, device="cpu")
+        fits[deterministic] = backend.fit(model, tiny_splits(), TrainSettings(deterministic=deterministic), epochs=2,
+                                          seed=2, device="cpu", observer=observer)
+        assert observer.seen == [(deterministic, False)] * 2
+    # CPU kernels are deterministic already: the setting changes no number there.
+    assert [h.train_loss for h in fits[True].history] == [h.train_loss for h in fits[False].history]
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
 def test_save_and_load_round_trip_and_mismatch(backend, tmp_path):
     specs = report_models()
     model = backend.build(specs[0], seed=0, device="cpu")
@@ -90,6 +114,25 @@ def test_cuda_training_runs():
     fit = backend.fit(model, tiny_splits(), TrainSettings(epochs=3), epochs=3, seed=0, device="cuda",
                       observer=SilentObserver())
     assert fit.history[-1].val_accuracy > 0.9  # 1.0 on CPU with the same seed
+
+
+@pytest.mark.cuda
+def test_deterministic_cuda_training_repeats_bit_for_bit_through_the_cuda_graph():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    backend = get_backend("torch")
+    spec = [m for m in report_models() if m.name == "CNN Baseline Model"][0]  # cuDNN's backward passes
+    splits = tiny_splits(n=1050)  # 20 batches an epoch: warm-up, capture and replays
+    runs = []
+    for _ in range(2):
+        model = backend.build(spec, seed=0, device="cuda")
+        fit = backend.fit(model, splits, TrainSettings(deterministic=True), epochs=2, seed=0, device="cuda",
+                          observer=SilentObserver())
+        runs.append((fit, [p.detach().cpu() for p in model.parameters()]))
+    (first, first_weights), (second, second_weights) = runs
+    assert first.path.endswith("CUDA graph")
+    assert [(h.train_loss, h.val_loss) for h in first.history] == [(h.train_loss, h.val_loss) for h in second.history]
+    assert all(torch.equal(a, b) for a, b in zip(first_weights, second_weights))
 
 
 def test_thread_count_follows_harness_threads(monkeypatch):

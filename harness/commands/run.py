@@ -1,4 +1,4 @@
-"""harness run suite=NAME [profile=smoke|full] [backend=torch|tensorflow|all] [device=cpu|cuda|auto] [seed=N] [key=value ...]
+"""harness run suite=NAME [profile=smoke|full] [backend=torch|tensorflow|all] [device=cpu|cuda|auto] [seed=N] [deterministic=true] [key=value ...]
 
 Loads and validates the suite (with the profile and overrides), checks that every framework and
 device it needs is there, then runs each cell, committing it to the results store as soon as it
@@ -25,6 +25,7 @@ OPTIONS = {
     "backend": "torch | tensorflow | all (sets matrix.backends)",
     "device": "cpu | cuda | auto (sets matrix.devices)",
     "seed": "an integer (sets matrix.seeds)",
+    "deterministic": "true | false: deterministic kernels, a GPU run repeatable bit for bit (sets train.deterministic)",
     "model": "run only these models: comma-separated names",
     "resume": "RUN_ID to continue, or 'no' for a new run (default: continue an unfinished run of the same settings)",
     "reports": "reports folder (default $HARNESS_REPORTS or ./reports)",
@@ -39,6 +40,8 @@ OPTIONS = {
 RAY_OPTIONS = {"ray_address": "address", "cells_per_gpu": "cells_per_gpu", "threads_per_cell": "threads_per_cell"}
 # Shortcuts a user of Hydra/pytest expects, mapped to the suite fields they set.
 SHORTCUTS = {"backend": "matrix.backends", "device": "matrix.devices", "seed": "matrix.seeds"}
+# Shortcuts for one setting, whose value is the setting's own (not a list of them).
+SETTING_SHORTCUTS = {"deterministic": "train.deterministic"}
 
 
 def request_from_arguments(argv: list[str]) -> RunRequest:
@@ -56,6 +59,8 @@ def request_from_arguments(argv: list[str]) -> RunRequest:
             else:
                 values = [Override.parse(f"{key}={value}").value]
             overrides.append(Override(key, values, f"{option}="))
+    overrides += [Override(key, Override.parse(f"{key}={options[option]}").value, f"{option}=")
+                  for option, key in SETTING_SHORTCUTS.items() if option in options]
     container = options.get("container")
     if container not in (None, "cpu", "gpu"):
         raise UserError(f"container={echo(container)}: allowed: cpu, gpu")

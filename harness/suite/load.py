@@ -26,7 +26,7 @@ SuiteCheck = Callable[[Suite, str], None]
 
 def suites_dir() -> Path:
     """Where suite files live: ``$HARNESS_SUITES``, else ``./suites``, else the one beside the package."""
-    candidates = [os.environ.get("HARNESS_SUITES"), "suites", Path(__file__).resolve().parent.parent / "suites"]
+    candidates = [os.environ.get("HARNESS_SUITES"), "suites", Path(__file__).resolve().parents[2] / "suites"]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)

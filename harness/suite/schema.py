@@ -84,6 +84,10 @@ class TrainSettings(StrictModel):
                        "may differ. false = the framework's defaults. The record's train_path says which ran.")
     target_accuracy: float | None = Field(None, gt=0.0, le=100.0, description="Validation accuracy (percent) "
                                           "whose first reaching is timed (seconds_to_target); None = not timed.")
+    deterministic: bool = Field(False, description="Deterministic kernels, so that a GPU run repeats bit for bit "
+                                "as a CPU run does: PyTorch's deterministic algorithms with a fixed cuBLAS "
+                                "workspace, TensorFlow's op determinism. Slower on GPUs; CUDA graphs stay. The "
+                                "record's deterministic column says which ran.")
 
 
 class Matrix(StrictModel):

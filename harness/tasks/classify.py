@@ -43,7 +43,7 @@ class ClassifyTask(Task):
     columns = ("suite", "model", "backend", "device", "seed", "params", "flops", "depth", "max_width", "widths",
                "epochs", "train_samples", "val_samples", "test_samples", "train_accuracy", "val_accuracy",
                "test_accuracy", "train_seconds", "seconds_per_epoch", "seconds_to_target", "train_path", "precision",
-               "status", "error")
+               "deterministic", "status", "error")
 
     def plan(self, suite: "Suite") -> list[Cell]:
         return self.matrix_cells(suite, [(model.name, {}) for model in suite.models])

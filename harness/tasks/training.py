@@ -132,6 +132,7 @@ def train_and_measure(
         "seconds_to_target": None if None in to_target else float(np.median(to_target)),
         "train_path": fit.path,
         "precision": suite.train.precision,
+        "deterministic": suite.train.deterministic,
         **reference_columns(model_spec),
     }
     artifacts: dict[str, Any] = {

@@ -19,6 +19,9 @@ policy for the length of ``fit`` (compute in bf16 or fp16, weights float32), exc
 which stay float32 so that the softmax and the loss are computed in float32 (Keras' guide); fp16 wraps
 the optimizer in a ``LossScaleOptimizer``. Each layer gets its own policy back after ``fit``, so the
 record's accuracies measure the float32 weights, as the PyTorch backend's do.
+
+``TrainSettings.deterministic`` runs the training under TensorFlow's op determinism
+(:func:`op_determinism`), so that a GPU run repeats bit for bit, as CPU runs already do.
 """
 
 from __future__ import annotations
@@ -226,6 +229,29 @@ def progress_callback_class() -> type:
     return ProgressCallback
 
 
+@contextlib.contextmanager
+def op_determinism(enabled: bool) -> Iterator[None]:
+    """TensorFlow's op determinism inside the block where ``enabled``, the process's own setting after.
+
+    Op determinism needs every random op seeded: :func:`fit` sets the global seed first. It also makes
+    XLA and tf.data deterministic. Where ``enabled`` is false nothing is touched.
+    """
+    if not enabled:
+        yield
+        return
+    tf, _ = frameworks()
+    # Reading and clearing the setting are not public API; enabling it is.
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not before:
+            tf_config.disable_op_determinism()
+
+
 def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", loss_weights: Sequence[float],
         train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver,
         plan: StepPlan | None = None) -> MultiTaskFit:
@@ -240,7 +266,7 @@ def fit(model: "keras.Model", splits: "Splits", heads: "Sequence[Head] | None", 
     callback = progress_callback_class()(observer, (count + batch - 1) // batch, log_keys(heads),
                                          observed_head(list(loss_weights)))
     validation = (splits.x_val, head_labels(splits.y_val, heads)) if len(splits.y_val) else None
-    with device_scope(device), mixed_precision(model, train.precision):
+    with device_scope(device), mixed_precision(model, train.precision), op_determinism(train.deterministic):
         compile_model(model, heads, loss_weights, train, plan)
         # The clock starts before the input pipeline is built: fit builds its own inside the call.
         started = time.perf_counter()

@@ -19,11 +19,16 @@ Autocast runs with its weight cache off, as CUDA graph capture requires (a step 
 so the cache would save nothing). A bf16 step is captured as a CUDA graph like a float32 one; an fp16
 step is not: the scaler decides on the GPU whether each update is skipped and changes its scale, and
 PyTorch documents no capture of that, so fp16 runs its steps eagerly and its train_path says so.
+
+``TrainSettings.deterministic`` runs the training under PyTorch's deterministic algorithms
+(:func:`determinism`), so that a GPU run repeats bit for bit, as CPU runs already do. The CUDA graph
+stays: a replay launches the kernels the eager step chose, and deterministic ones stay deterministic.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +54,9 @@ KERAS_ADAM_EPSILON = 1e-7
 GRAPH_WARMUP_STEPS = 3
 #: The compute dtype of each mixed precision (fp32 runs without autocast).
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: cuBLAS's fixed workspace for repeatable matrix products (NVIDIA's documented setting; PyTorch
+#: refuses CUDA matrix products under deterministic algorithms without it or ``:16:8``).
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,30 @@ def autocast(device: "str | torch.device", precision: str) -> contextlib.Abstrac
 def gradient_scaler(device: str, precision: str) -> "torch.amp.GradScaler | None":
     """fp16's loss scaler (float16 gradients underflow without it); None for fp32 and bf16."""
     return torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
+
+
+@contextlib.contextmanager
+def determinism(enabled: bool) -> Iterator[None]:
+    """PyTorch's deterministic algorithms inside the block where ``enabled``, the process's own settings after.
+
+    Deterministic algorithms also make cuDNN pick deterministic convolutions; benchmark mode, which
+    times candidate kernels and may pick another one per run, is off. The cuBLAS workspace setting
+    goes into the environment before the block's first matrix product (a setting the user made
+    wins). Where ``enabled`` is false nothing is touched, so default runs are as they always were.
+    """
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = before[2]
 
 
 def synchronize(device: "str | torch.device") -> None:
@@ -257,6 +289,15 @@ def fit(model: nn.Module, splits: "Splits", heads: "Sequence[Head] | None", weig
     Validation metrics come at the end of each epoch, as Keras' fit gives them. ``plan`` (default:
     what ``train.fast`` and the device call for) and ``graph`` let tests run the GPU's step on a CPU.
     """
+    with determinism(train.deterministic):
+        return _fit(model, splits, heads, weights, train, epochs=epochs, seed=seed, device=device, observer=observer,
+                    plan=plan, graph=graph)
+
+
+def _fit(model: nn.Module, splits: "Splits", heads: "Sequence[Head] | None", weights: Sequence[float],
+         train: "TrainSettings", *, epochs: int, seed: int, device: str, observer: TrainObserver,
+         plan: StepPlan | None, graph: Callable[[], "CudaGraph"]) -> MultiTaskFit:
+    """:func:`fit`'s training, run inside the suite's :func:`determinism`."""
     torch.manual_seed(seed)  # dropout draws from the global generator
     weights = [float(w) for w in weights]
     plan = plan or StepPlan.choose(model, train, device)
