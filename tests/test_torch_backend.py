@@ -135,6 +135,24 @@ def test_deterministic_cuda_training_repeats_bit_for_bit_through_the_cuda_graph(
     assert all(torch.equal(a, b) for a, b in zip(first_weights, second_weights))
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision, path_end", [("bf16", "CUDA graph"),
+                                                 ("fp16", "(no CUDA graph: fp16's gradient scaler runs eagerly)")])
+def test_mixed_precision_cuda_training_learns_on_the_path_the_docs_name(precision, path_end):
+    # bf16 keeps the CUDA graph; fp16's gradient scaler runs its steps eagerly (docs/backends.md, Precision).
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    backend = get_backend("torch")
+    spec = [m for m in report_models() if m.name == "CNN Baseline Model"][0]
+    model = backend.build(spec, seed=0, device="cuda")
+    fit = backend.fit(model, tiny_splits(n=1050), TrainSettings(precision=precision), epochs=3, seed=0,
+                      device="cuda", observer=SilentObserver())
+    assert fit.path.endswith(path_end), fit.path
+    assert all(np.isfinite(h.train_loss) for h in fit.history)
+    assert fit.history[-1].val_accuracy > 0.9  # two separable classes, as test_cuda_training_runs
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
+
+
 def test_thread_count_follows_harness_threads(monkeypatch):
     from harness.threads import framework_threads
 
