@@ -98,6 +98,11 @@ class ReferenceCheck:
         return SeedSpread(tuple(float(v) for v in self.values))
 
     @property
+    def largest_share(self) -> float:
+        """What always guessing the most common class scores (a chance row's; 1 / classes unless declared)."""
+        return self.chance.largest_share or 1 / self.chance.classes
+
+    @property
     def delta(self) -> float | int | None:
         if isinstance(self.ours, int) and isinstance(self.report, int):
             return self.ours - self.report  # counts stay counts: "-37", not "-37.00"
@@ -112,20 +117,20 @@ class ReferenceCheck:
         if self.ours is None:
             return NO_RESULT
         if self.chance is not None:
-            return verdicts.chance_verdict(self.report, self.test_images[1], self.ours, self.test_images[0],
-                                           self.chance.classes)
+            return verdicts.chance_verdict(self.report, self.test_images[1], self.spread, self.test_images[0],
+                                           self.largest_share)
         return verdicts.seed_verdict(self.report, self.spread, float(self.tolerance))
 
     @property
     def is_gap(self) -> bool:
-        """Whether the summary lists it: not reproduced, within seed noise, or a chance row off chance."""
+        """Whether the summary lists it: not reproduced, within seed noise, or a chance row above chance."""
         verdict = self.verdict
-        return verdict.startswith(NOT_REPRODUCED) or verdict == verdicts.WITHIN_NOISE or verdict.startswith("off chance")
+        return verdict.startswith(NOT_REPRODUCED) or verdict == verdicts.WITHIN_NOISE or verdict.startswith("above chance")
 
     def tolerance_text(self) -> str:
         if self.chance is not None:
-            low, high = verdicts.chance_interval(self.chance.classes, self.test_images[0])
-            return f"chance {100 / self.chance.classes:.3g} % ({low:.2f}–{high:.2f} on {self.test_images[0]:,})"
+            ceiling = verdicts.chance_ceiling(self.largest_share, self.test_images[0])
+            return f"chance: at most {ceiling:.2f} % on {self.test_images[0]:,} (a guess of {100 * self.largest_share:.3g} %)"
         return tolerance_text(self.tolerance)
 
     def describe(self, decimals: int = 2) -> str:
@@ -405,7 +410,7 @@ class Document:
         if chance:
             at = sum(1 for c in chance if c.verdict == verdicts.AT_CHANCE)
             lines.append(f"{len(chance)} numbers the report's own setting leaves untrained, judged against chance: "
-                         f"{at} at chance on both sides, {len(chance) - at} off chance.")
+                         f"{at} no better than chance on both sides, {len(chance) - at} above chance.")
         others = [f"{count(SETTINGS_DIFFER)} not judged: settings differ" if count(SETTINGS_DIFFER) else "",
                   f"{count(NOT_JUDGED)} not judged (times and counts measured or counted differently)"
                   if count(NOT_JUDGED) else "",

@@ -8,8 +8,12 @@
   interval of one run of ours (the report gives one run: a single draw of the seed noise), else
   :data:`NOT_REPRODUCED`. With 1 or 2 seeds the seed noise is unknown: the verdict is within the
   tolerance or not, and says how many seeds it rests on ("reproduced (1 seed)").
-- Chance: a quantity the report's own setting leaves untrained is judged against chance (1 / classes)
-  with a binomial 95 % interval for each side's test-set size, never against the tolerance.
+- Chance: a quantity the report's own setting leaves untrained is judged against chance, never against
+  the tolerance: an untrained head's accuracy is whatever its initial weights happen to give, so the
+  question is only whether a side learned something. A side is no better than chance when it is at most
+  what always guessing the most common class scores, with the top of that share's binomial 95 %
+  interval for the side's test-set size; over 3 or more seeds, when our mean's 95 % interval reaches
+  that far down (one untrained head scores above it by luck, the seeds show it).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from statistics import fmean, stdev
 
 REPRODUCED, WITHIN_NOISE, NOT_REPRODUCED = "reproduced", "within seed noise", "not reproduced"
 NOT_JUDGED, NO_RESULT, SETTINGS_DIFFER = "not judged", "no result", "not judged: settings differ"
-AT_CHANCE = "at chance on both sides"
+AT_CHANCE = "no better than chance on both sides"
 #: Seeds a verdict needs before it may weigh the seed noise.
 SEEDED = 3
 CONFIDENCE = 0.95
@@ -34,8 +38,9 @@ DEFINITIONS = {
     NOT_REPRODUCED: "neither: the gap is larger than the tolerance and than our seed noise.",
     "… (1 seed), (2 seeds)": "the seed noise is unknown; the verdict is within the tolerance or not, and is "
                              "counted apart from the seeded ones.",
-    AT_CHANCE: "a number the report's own setting leaves untrained (a head whose loss has weight 0): both "
-               "the report's and ours lie within chance's 95 % binomial interval for their test-set size.",
+    AT_CHANCE: "a number the report's own setting leaves untrained (a head whose loss has weight 0): neither "
+               "the report's nor ours is above what always guessing the most common class scores (the top of its "
+               "95 % binomial interval for the test-set size; ours: our mean's 95 % interval reaches it).",
     SETTINGS_DIFFER: "this run's settings (data, epochs, batch, optimiser, model, precision) are not the "
                      "report's, so the number can neither reproduce nor fail to reproduce it.",
     NOT_JUDGED: "times and counts that depend on the machine or on how they are counted.",
@@ -100,22 +105,22 @@ def is_seeded(verdict: str) -> bool:
     return verdict in (REPRODUCED, WITHIN_NOISE, NOT_REPRODUCED)
 
 
-def chance_interval(classes: int, test_images: int) -> tuple[float, float]:
-    """Chance accuracy (percent) of a guess among ``classes`` on ``test_images``: its 95 % binomial interval."""
+def chance_ceiling(largest_share: float, test_images: int) -> float:
+    """The most (percent) a guess knowing only the class shares scores on ``test_images``: the top of the
+    95 % binomial interval of always guessing the most common class."""
     from scipy import stats
 
-    low, high = stats.binom.interval(CONFIDENCE, test_images, 1 / classes)
-    return 100 * float(low) / test_images, 100 * float(high) / test_images
+    high = stats.binom.interval(CONFIDENCE, test_images, largest_share)[1]
+    return 100 * float(high) / test_images
 
 
-def chance_verdict(report: float, report_images: int, ours: float, our_images: int, classes: int) -> str:
-    """:data:`AT_CHANCE`, or which side lies off chance and where."""
-    off = []
-    for side, value, images in (("the report", report, report_images), ("ours", ours, our_images)):
-        low, high = chance_interval(classes, images)
-        if not low <= value <= high:
-            off.append(f"{side} {'above' if value > high else 'below'}")
-    return AT_CHANCE if not off else "off chance: " + ", ".join(off)
+def chance_verdict(report: float, report_images: int, ours: SeedSpread, our_images: int, largest_share: float) -> str:
+    """:data:`AT_CHANCE`, or which side learned something (lies above chance)."""
+    interval = ours.interval if ours.n >= SEEDED else None
+    ours_low = interval[0] if interval is not None else ours.mean
+    above = [side for side, value, images in (("the report", report, report_images), ("ours", ours_low, our_images))
+             if value > chance_ceiling(largest_share, images)]
+    return AT_CHANCE if not above else "above chance: " + ", ".join(above)
 
 
 def seed_label(values: Sequence[float]) -> str:

@@ -58,7 +58,10 @@ class Note(Attachment):
 
 class ChanceRow(Attachment):
     """A quantity the report's own setting leaves untrained (e.g. a head whose loss has weight 0): it is
-    judged against chance (1 / classes, with a binomial interval for the test-set size), not the tolerance."""
+    judged against chance, what a guess knowing only the classes' shares scores (the most common class's
+    share, with a binomial interval for the test-set size), not against the tolerance."""
 
-    classes: PositiveInt = Field(description="Classes the untrained head guesses among; chance = 1 / classes.")
+    classes: PositiveInt = Field(description="Classes the untrained head guesses among.")
+    largest_share: float | None = Field(None, gt=0.0, le=1.0, description="The test set's share of its most "
+                                        "common class (what always guessing it scores); default 1 / classes.")
     text: str = Field(description="Why the report's setting leaves it untrained (one line).")
