@@ -59,3 +59,21 @@ class StopAfter:
 def stop_after():
     """``stop_after(count, then=None)``: an executor that stops a run after ``count`` cells."""
     return StopAfter
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """``small_filesystem(size)``: a folder on a tmpfs of ``size`` (e.g. "200k"), unmounted after the
+    test; the test is skipped where none can be mounted (not root), and its stand-in covers the path."""
+    import contextlib
+
+    from benchmarks.storage_faults import small_filesystem as mount
+
+    with contextlib.ExitStack() as stack:
+        def make(size):
+            folder = tmp_path / f"tmpfs-{size}"
+            if not stack.enter_context(mount(folder, size)):
+                pytest.skip("cannot mount a small tmpfs here (needs root)")
+            return folder
+
+        yield make

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from harness.study import runner as study_runner
@@ -137,3 +139,33 @@ def test_a_study_killed_midway_resumes_without_redoing_finished_cells(tmp_path, 
 
     again = study_runner.run_study(request, console)
     assert again.run.run_id != first.run_id  # a complete study run is not resumed: a new one starts
+
+
+SOLO = TINY[:TINY.index('[[members]]\nsuite = "mlp_vs_cnn"')]  # its pca member alone: no training
+
+
+def test_a_study_whose_document_fails_stays_unfinished_and_the_rerun_renders_without_retraining(
+        tmp_path, reports, console, monkeypatch):
+    study = tmp_path / "solo.toml"
+    study.write_text(SOLO)
+    request = RunRequest(str(study), "smoke", reports=reports)
+    write_document = study_runner.document.write_document
+
+    def full_disk(reproduction, folder):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "index.html"))
+
+    monkeypatch.setattr(study_runner.document, "write_document", full_disk)
+    with pytest.raises(OSError):
+        study_runner.run_study(request, console)
+    with ResultsStore(reports / "results.db") as store:
+        [first] = store.runs("solo")
+        assert first.status == "running"  # not complete: its document was never written
+        member = store.run(f"{first.run_id}.pca")
+        assert member.status == "complete"
+
+    monkeypatch.setattr(study_runner.document, "write_document", write_document)
+    outcome = study_runner.run_study(request, console)
+    assert outcome.run.run_id == first.run_id and outcome.run.status == "complete"
+    assert [(m.suite, m.ran) for m in outcome.members] == [("pca", 0)]  # nothing retrained
+    assert outcome.document.is_file()
+    assert ">complete</td>" in (reports / "index.html").read_text()
