@@ -3,7 +3,7 @@
     python benchmarks/storage_faults.py [--faults 20] [--seed 0] [--models 8] [--keep DIR] [--stand-in]
 
 The tiny classify suite of ``benchmarks/fault_injection.py`` is run with ``harness run`` in a
-subprocess, its reports on a small filesystem of their own (a 4 MiB tmpfs, mounted here: root only).
+subprocess, its reports on a small filesystem of their own (a 16 MiB tmpfs, mounted here: root only).
 Once the run has started, after a random delay drawn over the length of an undisturbed run, a filler
 file takes every free byte of that filesystem; the run must stop with one line, ``harness: storage
 fault: PATH: no space left on device; ...``, and exit code 3. The filler is deleted (space freed)
@@ -40,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.fault_injection import ROOT, Report, check, command, environment, write_suite  # noqa: E402
 
-#: The reports filesystem's size: room for a few runs of the tiny suite, small enough to fill at once.
-FILESYSTEM_SIZE = "4m"
+#: The reports filesystem's size: room for the runs of a session of 20 faults (each run of the tiny
+#: suite takes about half a MiB) above the 1 MiB a run needs free to start, small enough to fill at once.
+FILESYSTEM_SIZE = "16m"
 #: The line a storage fault must print (then the path and its cause).
 FAULT_LINE = "harness: storage fault: "
 

@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         fault = storage_fault(error)
         if fault is None:
             raise
-        errors.print(f"harness: storage fault: {fault}; finished cells are kept in the store: free space or fix "
-                     "the folder, then run the same command again", markup=False, soft_wrap=True)
+        errors.print(f"harness: storage fault: {fault}", markup=False, soft_wrap=True)
         return StorageError.exit_code
     except Terminated:
         errors.print("harness: terminated (SIGTERM); finished cells are stored (run the same command again to resume)")

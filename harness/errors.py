@@ -62,8 +62,11 @@ class StorageError(Exception):
 
     exit_code = 3
 
-    def __init__(self, path: object, cause: str) -> None:
-        super().__init__(f"{path}: {cause}")
+    #: What to do after a fault mid-run.
+    RESUME = "finished cells are kept in the store: free space or fix the folder, then run the same command again"
+
+    def __init__(self, path: object, cause: str, advice: str = RESUME) -> None:
+        super().__init__(f"{path}: {cause}; {advice}")
         self.path, self.cause = path, cause
 
 

@@ -355,6 +355,8 @@ def test_a_run_on_a_200_kb_filesystem_is_one_line_exit_3(small_filesystem, capsy
     reports = small_filesystem("200k")
     code, err = harness_main(capsys, "suite=pca", "profile=smoke", f"reports={reports}")
     assert code == 3 and err.startswith(f"harness: storage fault: {reports}: only ")  # found before any work
+    assert err.endswith("KiB; nothing was written; free space or choose another folder with reports=DIR "
+                        "(or $HARNESS_REPORTS)\n") and not (reports / "results.db").exists()
 
     monkeypatch.setattr("harness.store.preflight.MIN_FREE_BYTES", 0)  # let it start: the disk fills mid-run
     code, err = harness_main(capsys, "suite=pca", "profile=smoke", f"reports={reports}")

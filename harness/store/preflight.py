@@ -40,7 +40,7 @@ def check_reports(reports: Path, suite: str | None = None, resume: str | None = 
     free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
         raise StorageError(reports, f"only {free // 1024} KiB free on its filesystem, a run needs at least "
-                                    f"{MIN_FREE_BYTES // 1024} KiB; free space or {advice}")
+                                    f"{MIN_FREE_BYTES // 1024} KiB", f"nothing was written; free space or {advice}")
     folder = reports / suite if suite else None
     if folder is not None and folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
         raise UserError(f"reports={reports}: {folder} is not a writable folder; fix it or {advice}")
