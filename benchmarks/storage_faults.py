@@ -3,7 +3,7 @@
     python benchmarks/storage_faults.py [--faults 20] [--seed 0] [--models 8] [--keep DIR] [--stand-in]
 
 The tiny classify suite of ``benchmarks/fault_injection.py`` is run with ``harness run`` in a
-subprocess, its reports on a small filesystem of their own (a 16 MiB tmpfs, mounted here: root only).
+subprocess, its reports on a small filesystem of their own (a 64 MiB tmpfs, mounted here: root only).
 Once the run has started, after a random delay drawn over the length of an undisturbed run, a filler
 file takes every free byte of that filesystem; the run must stop with one line, ``harness: storage
 fault: PATH: no space left on device; ...``, and exit code 3. The filler is deleted (space freed)
@@ -40,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.fault_injection import ROOT, Report, check, command, environment, write_suite  # noqa: E402
 
-#: The reports filesystem's size: room for the runs of a session of 20 faults (each run of the tiny
-#: suite takes about half a MiB) above the 1 MiB a run needs free to start, small enough to fill at once.
-FILESYSTEM_SIZE = "16m"
+#: The reports filesystem's size: room for every run of a session of 20 faults (a fault that comes after
+#: its run ended lets that run finish, so a session makes 20 to 30 runs of about 0.6 MiB each) above
+#: the 1 MiB a run needs free to start; filling it is one write of tens of MiB in memory.
+FILESYSTEM_SIZE = "64m"
 #: The line a storage fault must print (then the path and its cause).
 FAULT_LINE = "harness: storage fault: "
 
@@ -115,7 +116,7 @@ def invoke(suite: Path, reports: Path, delay: float | None, stand_in: bool, time
     signal the process that its disk is full) if it is still running. The filler is removed after."""
     argv = command(suite, reports)
     if stand_in:
-        argv = [sys.executable, "-m", "benchmarks.full_disk", *argv[2:]]
+        argv = [sys.executable, "-m", "benchmarks.full_disk", *argv[3:]]  # after "python -m harness"
     process = subprocess.Popen(argv, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     started = threading.Event()
