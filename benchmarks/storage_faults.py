@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.fault_injection import ROOT, Report, check, command, environment, write_suite  # noqa: E402
 
 #: The reports filesystem's size: room for every run of a session of 20 faults (a fault that comes after
-#: its run ended lets that run finish, so a session makes 20 to 30 runs of about 0.6 MiB each) above
+#: its run ended lets that run finish, so a session makes up to about 50 runs of about 0.6 MiB each) above
 #: the 1 MiB a run needs free to start; filling it is one write of tens of MiB in memory.
 FILESYSTEM_SIZE = "64m"
 #: The line a storage fault must print (then the path and its cause).
