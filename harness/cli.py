@@ -9,15 +9,20 @@
 Arguments are Hydra-style ``key=value`` pairs. Each command lives in ``harness.commands.<name>`` with a
 ``main(argv, console) -> exit code``, its usage in the docstring's first line and its ``OPTIONS`` (``--help``
 is answered here, from those); a :class:`~harness.errors.UserError` raised anywhere is caught
-here once, printed as one line, and exits 2.
+here once, printed as one line, and exits 2. A storage fault (a full disk, a read-only folder) is one
+line and exit 3; SIGTERM is handled as Ctrl-C is, and exits 143.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
 import sys
+from collections.abc import Iterator
 
-from harness.errors import CellsFailed, RegressionFound, UserError
+from harness.errors import (WRITE_ERRNOS, CellsFailed, RegressionFound, StorageError, Terminated, UserError,
+                            storage_error)
 
 COMMANDS = {
     "run": "train and evaluate a suite's cells, store results, render tables and plots",
@@ -70,16 +75,55 @@ def main(argv: list[str] | None = None) -> int:
 
             console.print(command_help(module), markup=False)
             return 0
-        return module.main(argv, console)
+        with sigterm_as_interrupt():
+            return module.main(argv, console)
     except UserError as error:
         errors.print(f"harness: error: {error}", markup=False, soft_wrap=True)
         return UserError.exit_code
     except (CellsFailed, RegressionFound) as error:
         errors.print(f"harness: {error}", markup=False, soft_wrap=True)
         return error.exit_code
+    except (StorageError, OSError) as error:
+        fault = storage_fault(error)
+        if fault is None:
+            raise
+        errors.print(f"harness: storage fault: {fault}", markup=False, soft_wrap=True)
+        return StorageError.exit_code
+    except Terminated:
+        errors.print("harness: terminated (SIGTERM); finished cells are stored (run the same command again to resume)")
+        return Terminated.exit_code
     except KeyboardInterrupt:
         errors.print("harness: interrupted; finished cells are stored (run the same command again to resume)")
         return 130
+
+
+def storage_fault(error: BaseException) -> StorageError | None:
+    """The storage fault ``error`` is (a StorageError, or an OSError of a write the disk refused), or
+    None when it is a bug that should keep its traceback."""
+    if isinstance(error, StorageError):
+        return error
+    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+        return storage_error(error)
+    return None
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`~harness.errors.Terminated` (a KeyboardInterrupt) in the main thread, so a
+    CI timeout or ``kill`` unwinds a run as Ctrl-C does: files written, lease released."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (a test calling main from a thread): leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from rich.console import Console
 from harness import calibration, environment
 from harness.calibration import RunCalibration
 from harness.cells import Cell, RunContext
-from harness.errors import UserError
+from harness.errors import StorageError, UserError
 from harness.estimate import (RunEstimate, Throughput, estimate_run, format_seconds, stored_throughput,
                               timed_throughput)
 from harness.executors import Executor, executor_named, run_in_stages
 from harness.paths import point_latest, reports_dir
 from harness.progress import RunProgress
+from harness.render import html as html_report
 from harness.store import ResultsStore, RunInfo, check_reports, now, write_run_files
 from harness.suite.overrides import Override
 from harness.suite.schema import Suite, settings_difference
@@ -218,6 +219,10 @@ def check(request: RunRequest, executor: Executor | None) -> _CheckedRun:
     """Every check of the input, the frameworks and the executor; raises UserError before anything is
     written, and before the calibration and the data, which take seconds."""
     suite, task, cells, executor = check_input(request, executor)
+    if task.uses_dataset:
+        from harness.data import check_cache
+
+        check_cache(suite.data.dataset)
     env = environment.collect()
     devices_here = executor.name == "local"
     env.update(check_frameworks(task, cells, devices_here))
@@ -357,9 +362,10 @@ def settle(store: ResultsStore, checked: _CheckedRun, opened: _OpenRun, reports:
         env["calibration"] = checked.calibration.after_cells()
     settled = replace(run_info, status=status, finished=now(), environment=env if opened.todo else run_info.environment)
     # Files first, status last: a run killed in between is still unfinished, so a rerun writes them again.
-    render_run(store, reports, settled, console)
+    render_run(store, reports, settled, console, index=False)
     store.update_run(run_info.run_id, status=status, environment=env if opened.todo else None,
                      finished=settled.finished)
+    html_report.write_index(store, reports)  # after the status, so it shows the committed one
     return store.run(run_info.run_id)
 
 
@@ -397,20 +403,21 @@ class _ResultsFiles:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if self.pending and exc_type is not None:
-            self.write()
+            try:
+                self.write()
+            except (OSError, StorageError):
+                pass  # the disk that failed the run fails this too: the rerun writes them; report the first error
 
 
 def render_run(store: ResultsStore, reports: Path, run: RunInfo, console: Console | None,
-               comparison: "Comparison | None" = None) -> Path:
-    """Write a stored run's results files, its task's tables and figures, and its HTML page; returns
-    its folder. Reads the store only: rendering never retrains."""
-    from harness.render import html as html_report
-
+               comparison: "Comparison | None" = None, index: bool = True) -> Path:
+    """Write a stored run's results files, its task's tables and figures, its HTML page and (``index``)
+    the reports index; returns its folder. Reads the store only: rendering never retrains."""
     suite = validate_suite(run.config, f"run {run.run_id}")  # the settings the run used, unchanged
     task = task_for(suite.task)
     cells = store.cells(run.run_id)
     folder = run.folder(reports)
     write_run_files(folder, run, cells, task.columns)
     tables = task.render(suite, cells, folder, console)
-    html_report.write_report(store, reports, run, tables, comparison)
+    html_report.write_report(store, reports, run, tables, comparison, index=index)
     return folder

@@ -71,3 +71,21 @@ def fixed_calibration(monkeypatch):
         return calibration.describe({"version": calibration.VERSION, "device": device, "samples": [0.001] * samples})
 
     monkeypatch.setattr(calibration, "calibrate", fixed)
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """``small_filesystem(size)``: a folder on a tmpfs of ``size`` (e.g. "200k"), unmounted after the
+    test; the test is skipped where none can be mounted (not root), and its stand-in covers the path."""
+    import contextlib
+
+    from benchmarks.storage_faults import small_filesystem as mount
+
+    with contextlib.ExitStack() as stack:
+        def make(size):
+            folder = tmp_path / f"tmpfs-{size}"
+            if not stack.enter_context(mount(folder, size)):
+                pytest.skip("cannot mount a small tmpfs here (needs root)")
+            return folder
+
+        yield make

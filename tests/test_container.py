@@ -66,34 +66,17 @@ def test_host_ids_are_this_process_uid_and_gid():
 
 def test_the_container_user_is_the_host_user_unless_that_is_root(tmp_path):
     reports = tmp_path / "reports"
+    assert launcher.container_user(reports, (0, 0)) == launcher.ROOT_HOST_USER == (65534, 65534)  # to be made
     reports.mkdir()
     owner = reports.stat()
     assert launcher.container_user(reports, (1234, 5678)) == (1234, 5678)
     assert launcher.container_user(reports, None) is None  # off POSIX: the image's own user
     if owner.st_uid == 0:
-        assert launcher.container_user(reports, (0, 0)) == launcher.IMAGE_USER == (1000, 1000)
+        assert launcher.container_user(reports, (0, 0)) == launcher.ROOT_HOST_USER
     if os.geteuid() != 0:
         pytest.skip("giving the reports folder to another user needs root")
     os.chown(reports, 1234, 5678)  # `sudo harness run` in a user's checkout: the files stay the user's
     assert launcher.container_user(reports, (0, 0)) == (1234, 5678)
-
-
-def test_hand_over_gives_roots_files_and_nothing_else(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("changing owners needs root")
-    reports, outside = tmp_path / "reports", tmp_path / "outside.txt"
-    (reports / "mlp_depth" / "run").mkdir(parents=True)
-    (reports / "results.db").write_text("db")
-    (reports / "mlp_depth" / "run" / "results.csv").write_text("csv")
-    (reports / "theirs.txt").write_text("someone else's")
-    os.chown(reports / "theirs.txt", 4321, 4321)
-    outside.write_text("outside")
-    (reports / "link").symlink_to(outside)
-    launcher.hand_over(reports, (1000, 1000))
-    owners = {path.relative_to(reports).as_posix(): path.lstat().st_uid for path in (reports, *reports.rglob("*"))}
-    assert owners == {".": 1000, "results.db": 1000, "mlp_depth": 1000, "mlp_depth/run": 1000,
-                      "mlp_depth/run/results.csv": 1000, "theirs.txt": 4321, "link": 0}
-    assert outside.stat().st_uid == 0  # the link was not followed
 
 
 def test_unknown_kind_names_the_valid_ones():
@@ -389,16 +372,34 @@ def test_launch_streams_the_log_and_returns_the_image_id(fake_launch, console):
     assert fake.fake.removed
 
 
-def test_launch_as_root_runs_as_the_image_user_and_hands_it_the_reports(fake_launch, console):
+def test_launch_as_root_runs_as_nobody_in_a_reports_folder_made_for_the_run(fake_launch, console):
     if os.geteuid() != 0:
         pytest.skip("the root case needs root")
     fake, folders = fake_launch(b"done\n", 0)
     folders["data_dir"].mkdir()
+    (folders["data_dir"] / "mnist").mkdir()
     container.launch("cpu", ["suite=mlp_baseline"], console=console, **folders)
     [(_, _, options)] = fake.started
-    assert options["user"] == "1000:1000"  # never root inside
-    assert folders["reports_dir"].stat().st_uid == folders["data_dir"].stat().st_uid == 1000
-    assert "as 1000:1000" in console.file.getvalue()
+    assert options["user"] == "65534:65534"  # never root inside, and no account of the host
+    assert folders["reports_dir"].stat().st_uid == 65534  # the folder made for this run
+    assert folders["data_dir"].stat().st_uid == (folders["data_dir"] / "mnist").stat().st_uid == 0  # untouched
+    assert "as 65534:65534" in console.file.getvalue()
+
+
+def test_launch_as_root_never_changes_the_owner_of_what_exists(fake_launch, console):
+    if os.geteuid() != 0:
+        pytest.skip("the root case needs root")
+    fake, folders = fake_launch(b"done\n", 0)
+    reports = folders["reports_dir"]
+    (reports / "mlp_depth" / "run").mkdir(parents=True)
+    (reports / "results.db").write_text("db")
+    folders["data_dir"].mkdir()
+    before = {path: path.lstat().st_uid for path in (reports, *reports.rglob("*"), folders["data_dir"])}
+    with pytest.raises(UserError, match=f"^reports={reports} belongs to root, and a container launched by root runs "
+                                        "as uid 65534 .nobody., which cannot write it; the harness never changes"):
+        container.launch("cpu", ["suite=mlp_baseline"], console=console, **folders)
+    assert fake.started == []
+    assert {path: path.lstat().st_uid for path in before} == before
 
 
 def test_launch_of_a_killed_container_raises_with_the_log_tail(fake_launch, console):
@@ -527,8 +528,8 @@ def test_launch_runs_a_suite_and_records_the_image_id(cpu_image, data_cache, tmp
     assert image == container.image_id("cpu")
     folder, [row] = results(reports, "mlp_baseline")
     assert (row["params"], row["status"]) == ("1796010", "ok")
-    # The host user's, whoever launched; root on the host runs as the image's user instead.
-    expected = launcher.IMAGE_USER[0] if os.getuid() == 0 else os.getuid()
+    # The host user's, whoever launched; root on the host runs as nobody, in the reports folder made for it.
+    expected = launcher.ROOT_HOST_USER[0] if os.getuid() == 0 else os.getuid()
     assert (folder / "results.csv").stat().st_uid == reports.stat().st_uid == expected
     with ResultsStore(reports / "results.db") as store:
         [run] = store.runs("mlp_baseline")

@@ -5,12 +5,15 @@ The runs use a tiny classify suite (4 small MLPs on 600 MNIST images) so each ta
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -353,3 +356,102 @@ def test_render_redraws_the_figures_of_a_deleted_cell_folder_or_says_which_it_ca
     assert ("2 figure(s) of the cells not redrawn: the classify task draws them while a cell runs, from what the "
             "store does not keep; run the cells again to have them (first: cells/net_a/learning_curves.png)"
             in console.file.getvalue())
+
+
+# Issue 22, item 9: the index is written after the status is committed
+def test_the_index_shows_the_status_the_run_ended_with(reports, tiny, mnist, console):
+    outcome = runner.run(RunRequest(tiny, "smoke", reports=reports, models=["Net 2"]), console)
+    assert outcome.run.status == "partial"
+    index = (reports / "index.html").read_text()
+    assert ">partial</td>" in index and ">running</td>" not in index
+
+
+# Issue 22, storage faults: one line, exit 3, committed cells kept, no temporary file left
+def leftover_temporaries(folder: Path) -> list[str]:
+    return [str(path) for path in folder.rglob("*") if ".tmp" in path.name or path.name.startswith(".latest.")]
+
+
+def test_a_disk_that_fills_mid_run_is_one_line_exit_3_and_the_rerun_finishes(reports, tiny, mnist, capsys,
+                                                                            monkeypatch):
+    # The stand-in for a full disk that needs no mount: the first results file fails half-written,
+    # after the first cell was committed, as a flush on a full filesystem does (no file name).
+    monkeypatch.setattr(runner, "RESULTS_FILES_INTERVAL", 0.0)
+    write_text = Path.write_text
+
+    def full(path, text, *args, **kwargs):
+        if path.name.startswith(".results.csv."):
+            write_text(path, text[:10], *args, **kwargs)
+            raise OSError(28, "No space left on device")
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, err = harness_main(capsys, f"suite={tiny}", "profile=smoke")
+    with ResultsStore(reports / "results.db") as store:
+        [run] = store.runs("tiny")
+        kept = len(store.cells(run.run_id))
+        assert run.status == "running" and store.lease(run.run_id) is None
+    assert code == 3 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"harness: storage fault: {reports / 'tiny' / run.run_id / 'results.csv'}: "
+                          "no space left on device; finished cells are kept")
+    assert kept == 1 and leftover_temporaries(reports) == []
+
+    monkeypatch.setattr(Path, "write_text", write_text)  # space freed: the same command finishes the run
+    assert harness_main(capsys, f"suite={tiny}", "profile=smoke")[0] == 0
+    with ResultsStore(reports / "results.db") as store:
+        assert [(r.run_id, r.status, len(store.cells(r.run_id))) for r in store.runs("tiny")] == [
+            (run.run_id, "complete", 4)]
+
+
+def test_a_run_on_a_200_kb_filesystem_is_one_line_exit_3(small_filesystem, capsys, monkeypatch):
+    reports = small_filesystem("200k")
+    code, err = harness_main(capsys, "suite=pca", "profile=smoke", f"reports={reports}")
+    assert code == 3 and err.startswith(f"harness: storage fault: {reports}: only ")  # found before any work
+    assert err.endswith("KiB; nothing was written; free space or choose another folder with reports=DIR "
+                        "(or $HARNESS_REPORTS)\n") and not (reports / "results.db").exists()
+
+    monkeypatch.setattr("harness.store.preflight.MIN_FREE_BYTES", 0)  # let it start: the disk fills mid-run
+    code, err = harness_main(capsys, "suite=pca", "profile=smoke", f"reports={reports}")
+    assert code == 3 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"harness: storage fault: {reports}/") and ": no space left on device; " in err
+    assert leftover_temporaries(reports) == []
+    with contextlib.closing(sqlite3.connect(reports / "results.db")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
+
+
+def test_a_read_only_empty_dataset_cache_is_one_line_before_any_work(tmp_path, capsys, no_work, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.write_text("a file where the dataset cache should be")
+    monkeypatch.setenv("HARNESS_DATA", str(cache))
+    code, err = harness_main(capsys, "suite=pca", "profile=smoke", f"reports={tmp_path / 'reports'}")
+    assert code == 2 and err == (f"harness: error: mnist: not in the dataset cache {cache / 'mnist'}, and it cannot "
+                                 f"be fetched there: {cache} is a file; set HARNESS_DATA to a folder this user can "
+                                 "write\n")
+    assert not (tmp_path / "reports").exists()
+
+
+# Issue 22: SIGTERM is Ctrl-C with its own exit code
+def test_sigterm_keeps_finished_cells_writes_the_files_and_releases_the_lease(tmp_path, tiny, mnist):
+    from benchmarks.fault_injection import command, environment
+
+    reports = tmp_path / "reports"
+    process = subprocess.Popen(command(Path(tiny), reports), cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if (reports / "results.db").exists():
+            with contextlib.closing(sqlite3.connect(reports / "results.db")) as db:
+                tables = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'cells'").fetchone()
+                if tables and db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] >= 1:
+                    break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    err = process.communicate(timeout=120)[1]
+    assert process.returncode == 143, err
+    assert err == "harness: terminated (SIGTERM); finished cells are stored (run the same command again to resume)\n"
+    with ResultsStore(reports / "results.db") as store:
+        [run] = store.runs("tiny")
+        kept = len(store.cells(run.run_id))
+        assert run.status == "running" and store.lease(run.run_id) is None and 1 <= kept < 4
+    rows = (reports / "tiny" / run.run_id / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + kept  # the files hold every committed cell

@@ -103,6 +103,14 @@ def test_verdicts_are_cached_per_data_hash(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))  # the atomic write left nothing behind
 
 
+def test_a_cache_folder_that_cannot_be_written_only_skips_caching(tmp_path):
+    # A read-only dataset cache (a shared mount) must not fail the perceptron cells that use it.
+    rows, signs = blobs()
+    (tmp_path / "data").write_text("a file where the cache folder should be")
+    verdict = decide_cached(rows, signs, folder=tmp_path / "data" / "separability")
+    assert verdict.verdict == "separable" and not verdict.cached
+
+
 def test_undecided_verdicts_are_not_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(separability, "CUT_FIRST", 0)  # no cutting plane: only the direct form, which cannot tell
     limit_reached = (None, None, separability.Attempt("cutting plane", "limit reached", 0.0))

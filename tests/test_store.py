@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ import pytest
 from harness import store as store_module
 from harness.store import database
 from harness.cells import Cell, CellResult
-from harness.errors import UserError
+from harness.errors import StorageError, UserError
 from harness.store import (
     Lease,
     ResultsStore,
@@ -217,3 +218,36 @@ def test_a_corrupt_store_is_one_line(tmp_path):
         ResultsStore(tmp_path / "results.db")
     with pytest.raises(UserError, match=r"results.db: corrupt \(file is not a database\); move it aside"):
         check_reports(tmp_path)
+
+
+# Storage faults: a full disk is one error naming the store, and the store stays consistent
+def test_a_full_disk_mid_commit_is_a_storage_error_and_keeps_the_committed_cells(tmp_path):
+    path = tmp_path / "results.db"
+    with ResultsStore(path) as store:
+        store.create_run(make_run())
+        store.save_cell("r1", 0, make_cell("a"), CellResult("ok", {"model": "a"}))
+        # The stand-in for a full disk that needs no mount: SQLite may not grow the file any more.
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(StorageError) as raised:
+            store.save_cell("r1", 1, make_cell("b"), CellResult("ok", {"model": "b", "big": "x" * 100_000}))
+        assert (raised.value.path, raised.value.cause) == (path, "no space left on device")  # not "cannot rollback"
+        assert raised.value.exit_code == 3 and not store._db.in_transaction
+        assert [s.cell.model for s in store.cells("r1")] == ["a"]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
+
+
+def test_a_store_on_a_full_filesystem_is_a_storage_error(small_filesystem):
+    folder = small_filesystem("64k")
+    with ResultsStore(folder / "results.db") as store:
+        store.create_run(make_run())
+        with pytest.raises(StorageError, match=f"^{folder / 'results.db'}: no space left on device; finished cells"):
+            for position in range(100):
+                store.save_cell("r1", position, make_cell(f"m{position}"),
+                                CellResult("ok", {"model": "m", "big": "x" * 8_000}))
+        kept = len(store.cells("r1"))
+    with contextlib.closing(sqlite3.connect(folder / "results.db")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == kept > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import replace
 
 import pytest
@@ -200,3 +201,33 @@ def test_a_study_of_other_seeds_is_another_study_run(tmp_path, reports):
         other = study_runner.open_study_run(store, study, seed_1, study_runner.study_settings(study, "smoke", planned_1),
                                             planned_1)
         assert other.run_id != first.run_id
+
+
+SOLO = TINY[:TINY.index('[[members]]\nsuite = "mlp_vs_cnn"')]  # its pca member alone: no training
+
+
+def test_a_study_whose_document_fails_stays_unfinished_and_the_rerun_renders_without_retraining(
+        tmp_path, reports, console, monkeypatch):
+    study = tmp_path / "solo.toml"
+    study.write_text(SOLO)
+    request = RunRequest(str(study), "smoke", reports=reports)
+    write_document = study_runner.document.write_document
+
+    def full_disk(reproduction, folder):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "index.html"))
+
+    monkeypatch.setattr(study_runner.document, "write_document", full_disk)
+    with pytest.raises(OSError):
+        study_runner.run_study(request, console)
+    with ResultsStore(reports / "results.db") as store:
+        [first] = store.runs("solo")
+        assert first.status == "running"  # not complete: its document was never written
+        member = store.run(f"{first.run_id}.pca")
+        assert member.status == "complete"
+
+    monkeypatch.setattr(study_runner.document, "write_document", write_document)
+    outcome = study_runner.run_study(request, console)
+    assert outcome.run.run_id == first.run_id and outcome.run.status == "complete"
+    assert [(m.suite, m.ran) for m in outcome.members] == [("pca", 0)]  # nothing retrained
+    assert outcome.document.is_file()
+    assert ">complete</td>" in (reports / "index.html").read_text()

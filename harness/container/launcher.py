@@ -36,6 +36,9 @@ DATA_MOUNT = "/data"
 """Where the image's harness keeps datasets (its ``HARNESS_DATA``)."""
 IMAGE_USER = (1000, 1000)
 """uid and gid of the image's own unprivileged user, ``harness`` (docker/install.sh makes it)."""
+ROOT_HOST_USER = (65534, 65534)
+"""uid and gid a container runs as when root launches it and root owns the reports: ``nobody`` and
+``nogroup``, the ids no real account has (uid 1000, the image's user, is often a person on the host)."""
 
 
 def launch(
@@ -56,25 +59,27 @@ def launch(
     default all of them, where the host can), where npm and apt lists are (the image has neither: it
     carries only what the host's cache held when it was built). The container runs as ``user``
     (default: :func:`container_user`, never root) so that the files it writes belong to whoever owns
-    the reports. Raises UserError if the container fails.
+    the reports; root-owned reports that exist are refused rather than handed over (no owner on the
+    host ever changes). Raises UserError if the container fails.
     """
     chosen = flavour(kind)
-    docker_client = client()
     reports_dir, data_dir = reports_dir.resolve(), data_dir.resolve()
+    ids = container_user(reports_dir, host_ids()) if user is None else None
+    if ids == ROOT_HOST_USER and reports_dir.exists():
+        raise UserError(f"reports={reports_dir} belongs to root, and a container launched by root runs as uid "
+                        f"{ROOT_HOST_USER[0]} (nobody), which cannot write it; the harness never changes the owner of "
+                        "what exists: run as a regular user, or name a reports folder that does not exist yet")
+    docker_client = client()
     # Made here, before the mount: a folder Docker makes for a missing mount source belongs to root.
     reports_dir.mkdir(parents=True, exist_ok=True)
+    if ids == ROOT_HOST_USER:
+        os.chown(reports_dir, *ids)  # made just now, for this run, and empty: nothing that existed changes hands
     prefetch(datasets, data_dir, console, required=datasets is not None)
     image = build(kind, console) if checkout() is not None else image_id(kind)
     if image is None:
         raise UserError(f"image {chosen.tag} not found and no checkout to build it from")
-    if user is None:
-        host = host_ids()
-        ids = container_user(reports_dir, host)
-        if ids is not None and host is not None and host[0] == 0:
-            # Root on the host may hand over what the container must write; nobody else needs to.
-            for folder in (reports_dir, data_dir):
-                hand_over(folder, ids)
-        user = f"{ids[0]}:{ids[1]}" if ids is not None else None
+    if ids is not None:
+        user = f"{ids[0]}:{ids[1]}"
 
     options = run_options(chosen, image, reports_dir, data_dir, user)
     command = container_command(args)
@@ -126,31 +131,18 @@ def container_user(reports_dir: Path, host: tuple[int, int] | None) -> tuple[int
     A host user other than root runs as itself, so the files it writes are its own. Root on the host
     must not mean root in the container (a process that escapes it, or writes through a mount, would
     be root on the host): the container then runs as the owner of the reports folder when that is not
-    root (``sudo harness run`` in a user's checkout), else as the image's own user ``harness``.
-    None (off POSIX): the image's own user too.
+    root (``sudo harness run`` in a user's checkout), else as :data:`ROOT_HOST_USER` (nobody), which
+    may write only a reports folder the launcher makes for the run. Nothing that exists changes owner.
+    None (off POSIX): the image's own user.
     """
     if host is None:
         return None
     if host[0] != 0:
         return host
-    owner = reports_dir.stat()
-    if owner.st_uid != 0:
+    owner = reports_dir.stat() if reports_dir.exists() else None
+    if owner is not None and owner.st_uid != 0:
         return owner.st_uid, owner.st_gid
-    return IMAGE_USER
-
-
-def hand_over(folder: Path, ids: tuple[int, int]) -> None:
-    """Give ``ids`` what root owns in ``folder`` (itself included), so a container running as ``ids`` can write it.
-
-    Only root's entries change hands: files of other users stay theirs. Links are not followed, so
-    nothing outside ``folder`` changes.
-    """
-    if not folder.exists():
-        return  # nothing to give: Docker makes a missing mount source itself
-    for path in (folder, *folder.rglob("*")):
-        stat = path.lstat()
-        if stat.st_uid == 0 and not path.is_symlink():
-            os.chown(path, *ids, follow_symlinks=False)
+    return ROOT_HOST_USER
 
 
 def forget_leases(reports_dir: Path, hostname: str) -> None:

@@ -4,11 +4,12 @@ from harness.data.fetch import (
            DATASETS,
            DataError,
            DatasetInfo,
+           check_cache,
            data_dir,
            ensure,
            verify,
 )
 from harness.data.idx import Dataset, Splits, load, provide, read_idx, split
 
-__all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "Splits", "data_dir", "ensure", "load",
+__all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "Splits", "check_cache", "data_dir", "ensure", "load",
            "provide", "read_idx", "split", "verify"]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import UserError
+from harness.errors import WRITE_ERRNOS, UserError
 
 Log = Callable[[str], None]
 
@@ -336,7 +336,24 @@ def ensure(name: str, log: Log = print) -> Path:
     folder = data_dir() / name
     try:
         return ensure_in(dataset_info(name), folder, log)
-    except PermissionError as error:
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
         # A mounted or shared cache this user may not read or write: say which, not a traceback.
         raise DataError(f"{name}: cannot use the dataset folder {folder} ({error.strerror}: {error.filename}); "
                         f"set HARNESS_DATA to a folder this user can read and write") from None
+
+
+def check_cache(name: str) -> None:
+    """Before any work: when ``name`` is not all in the cache, the cache must be a folder this user can
+    write (a read-only or misplaced ``HARNESS_DATA``); raises DataError. Creates nothing."""
+    folder = data_dir() / name
+    if all((folder / file).is_file() for file in dataset_info(name).sha256):
+        return  # verified when the run fetches it; a read-only complete cache is fine
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is a file" if not existing.is_dir() else "is not writable"
+        raise DataError(f"{name}: not in the dataset cache {folder}, and it cannot be fetched there: {existing} "
+                        f"{problem}; set HARNESS_DATA to a folder this user can write")

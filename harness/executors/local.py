@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 
 from harness.cells import Cell, CellResult, RunContext
+from harness.errors import STORAGE_ERRNOS
 from harness.tasks import task_for
 
 
@@ -18,7 +19,8 @@ def cell_label(cell: Cell) -> str:
 
 
 def run_cell(cell: Cell, context: RunContext) -> CellResult:
-    """Run one cell through its task; an exception fails the cell, not the run.
+    """Run one cell through its task; an exception fails the cell, not the run (except a full or
+    read-only disk, which would fail every cell the same way).
 
     Shared by every executor (a remote worker calls it too), so a cell's record looks the same
     wherever it ran.
@@ -30,6 +32,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellResult:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:  # noqa: BLE001 - any failure of one cell is recorded, the others still run
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+            raise  # a full or read-only disk fails every cell alike: stop the run, say so once (exit 3)
         message = f"{type(error).__name__}: {error}".splitlines()[0]
         if os.environ.get("HARNESS_TRACEBACK"):
             traceback.print_exc()

@@ -264,10 +264,12 @@ def write_index(store: ResultsStore, reports: Path) -> Path:
 
 
 def write_report(store: ResultsStore, reports: Path, run: RunInfo, tables: Sequence[Table],
-                 comparison: Comparison | None = None, history_runs: int = 20) -> Path:
-    """The run's page (its tables, the comparison if given, its suite's recent history) and the index,
-    from the open store."""
+                 comparison: Comparison | None = None, history_runs: int = 20, index: bool = True) -> Path:
+    """The run's page (its tables, the comparison if given, its suite's recent history) and, with
+    ``index``, the index, from the open store. A run being settled leaves the index to after its
+    status is committed, so the index never shows a finished run as running."""
     history = [r for r in baselines.runs_of(store, run.suite, run.profile) if r.created <= run.created][-history_runs:]
     path = write_run_page(run, run.folder(reports), store.cells(run.run_id), tables, comparison, history)
-    write_index(store, reports)
+    if index:
+        write_index(store, reports)
     return path

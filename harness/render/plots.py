@@ -16,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from harness.paths import replacing  # noqa: E402
+
 STYLE = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
@@ -32,10 +34,11 @@ STYLE = {
 def save(figure: plt.Figure, path: Path) -> Path:
     """Save a figure via a temporary file and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(temporary, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        with replacing(path, f".{path.stem}.{os.getpid()}.tmp.png") as temporary:
+            figure.savefig(temporary, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
 
 

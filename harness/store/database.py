@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.cells import Cell, CellResult, StoredCell, nan_free
-from harness.errors import UserError, echo
+from harness.errors import StorageError, UserError, echo
 from harness.store.leases import Lease, Leases, RunBusy
 
 #: 1: runs and cells. 2: leases (who is writing a run).
@@ -100,6 +100,8 @@ class ResultsStore:
                 with self._transaction():
                     self._migrate(self._version())
         except sqlite3.DatabaseError as error:
+            if (fault := storage_fault(error)) not in (None, "read-only"):  # read-only: a setting to fix
+                raise StorageError(self.path, fault) from None
             raise UserError(f"results store {self.path}: {store_problem(error)}") from None
         self._leases = Leases(self._db, self.path)
 
@@ -122,19 +124,39 @@ class ResultsStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        """One write transaction, holding SQLite's write lock from the start (no lost updates)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction, holding SQLite's write lock from the start (no lost updates).
+
+        A write the disk refuses (full, read-only) raises :class:`StorageError` naming the store; the
+        transaction is rolled back, by SQLite itself where the failure already ended it.
+        """
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._db.in_transaction:  # SQLite ends a transaction itself on a full disk
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            fault = storage_fault(error)
+            if fault is None:
+                raise
+            if self._db.in_transaction:  # a COMMIT that failed leaves it open
+                self._db.execute("ROLLBACK")
+            raise StorageError(self.path, fault) from None
 
     def close(self) -> None:
-        """Release the leases this store holds (their runs become resumable at once), then close."""
+        """Release the leases this store holds (their runs become resumable at once), then close.
+
+        A release the disk refuses is left: the lease dies with this process, so the run is
+        resumable anyway, and the error that brought us here is the one to report.
+        """
         for run_id in self._leases.held():
-            self.release(run_id)
+            try:
+                self.release(run_id)
+            except StorageError:
+                pass
         self._db.close()
 
     def __enter__(self) -> "ResultsStore":
@@ -291,6 +313,20 @@ def newer_store_message(path: Path, version: object) -> str:
     """Why a store written by a newer harness is refused, and what to do."""
     return (f"results store {path} was written by a newer harness (schema {version}, this one reads up to "
             f"{SCHEMA_VERSION}): upgrade harness or use another reports folder")
+
+
+#: SQLite's messages for a write the disk refused, and what each means to the user.
+_STORAGE_MESSAGES = {
+    "database or disk is full": "no space left on device",
+    "disk i/o error": "input/output error (is the disk full or gone?)",
+    "attempt to write a readonly database": "read-only",
+}
+
+
+def storage_fault(error: sqlite3.Error) -> str | None:
+    """The cause, in words, when ``error`` is the disk refusing a write; None for any other error."""
+    text = str(error).lower()
+    return next((cause for message, cause in _STORAGE_MESSAGES.items() if message in text), None)
 
 
 def store_problem(error: sqlite3.Error) -> str:

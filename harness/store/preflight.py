@@ -4,18 +4,25 @@ before any work is done, and said in one line with what to do."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
-from harness.errors import UserError, echo
+from harness.errors import StorageError, UserError, echo
 from harness.store.database import SCHEMA_VERSION, newer_store_message, store_problem
+
+#: Free space below which a run is refused before it starts (exit 3): less cannot hold the store, a
+#: run's page and its figures. A floor, not a promise: a run that fills the disk later stops with one
+#: line (exit 3), its committed cells kept.
+MIN_FREE_BYTES = 1 << 20
 
 
 def check_reports(reports: Path, suite: str | None = None, resume: str | None = None) -> None:
     """Find whatever would stop a run writing into ``reports`` before any work starts; raises UserError.
 
     Nothing is created here: the folder may not exist yet, so the nearest folder that does must let
-    it be made. An existing store must be a writable, sound SQLite file this harness can read, and a
+    it be made, and its filesystem must have :data:`MIN_FREE_BYTES` free (else StorageError, exit 3).
+    An existing store must be a writable, sound SQLite file this harness can read, and a
     run asked for by id must be in it. ``suite`` names the suite's subfolder, which must be writable too.
     """
     reports = Path(reports)
@@ -30,6 +37,10 @@ def check_reports(reports: Path, suite: str | None = None, resume: str | None = 
     if not os.access(existing, os.W_OK | os.X_OK):
         where = "is not writable" if existing == reports else f"cannot be created: {existing} is not writable"
         raise UserError(f"reports={reports} {where}; {advice}")
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise StorageError(reports, f"only {free // 1024} KiB free on its filesystem, a run needs at least "
+                                    f"{MIN_FREE_BYTES // 1024} KiB", f"nothing was written; free space or {advice}")
     folder = reports / suite if suite else None
     if folder is not None and folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
         raise UserError(f"reports={reports}: {folder} is not a writable folder; fix it or {advice}")

@@ -23,6 +23,7 @@ from harness.errors import UserError
 from harness.estimate import format_seconds
 from harness.executors import Executor, executor_named
 from harness.paths import point_latest
+from harness.render import html as html_report
 from harness.study import document, evidence
 from harness.store import ResultsStore, RunInfo, now
 from harness.suite.load import suites_dir
@@ -187,9 +188,14 @@ def run_study(request: runner.RunRequest, console: Console, executor: Executor |
                 add_wall_time(store, study_run.run_id, name, time.monotonic() - started)
             outcomes.append(MemberOutcome(name, run_id, outcome.ran, outcome.skipped, outcome.failed))
         failed = any(store.run(m.run_id).status != "complete" for m in outcomes)
-        store.update_run(study_run.run_id, status="failed" if failed else "complete")
+        status = "failed" if failed else "complete"
+        # The document first, the status last: a study whose render fails or is killed stays
+        # unfinished, so the same command picks it up again and renders it without retraining.
+        page = render_study(store, request.reports, replace(store.run(study_run.run_id), status=status,
+                                                             finished=now()), console)
+        store.update_run(study_run.run_id, status=status)
+        html_report.write_index(store, request.reports)
         study_run = store.run(study_run.run_id)
-        page = render_study(store, request.reports, study_run, console)
     return StudyOutcome(study_run, page, outcomes)
 
 

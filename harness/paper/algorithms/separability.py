@@ -624,7 +624,10 @@ def decide_cached(
     verdict = decide(rows, signs, time_limit=time_limit, order=order, hyperplane=hyperplane, separating=separating,
                      nearly=nearly, route=route)
     if verdict.verdict != "undecided":
-        _write_atomically(path, {"version": CACHE_VERSION, "label": label, "verdict": verdict.as_dict()})
+        try:
+            _write_atomically(path, {"version": CACHE_VERSION, "label": label, "verdict": verdict.as_dict()})
+        except OSError:
+            pass  # a read-only (or full) dataset cache: the verdict stands, it is only decided again next time
     return verdict
 
 
