@@ -79,6 +79,33 @@ def test_the_container_user_is_the_host_user_unless_that_is_root(tmp_path):
     assert launcher.container_user(reports, (0, 0)) == (1234, 5678)
 
 
+def test_root_may_launch_again_into_the_folder_its_last_container_wrote_but_not_into_roots(tmp_path, monkeypatch,
+                                                                                           console):
+    # A rerun after a killed container finds the reports folder the first launch made and gave to
+    # nobody: it runs as nobody again. A root-owned folder is refused (its owner never changes).
+    if os.geteuid() != 0:
+        pytest.skip("owning a folder as nobody needs root")
+
+    class Reached(Exception):
+        pass
+
+    def no_daemon():
+        raise Reached
+
+    monkeypatch.setattr(launcher, "client", no_daemon)
+    monkeypatch.setattr(launcher, "host_ids", lambda: (0, 0))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    os.chown(reports, *launcher.ROOT_HOST_USER)
+    with pytest.raises(Reached):
+        container.launch("cpu", ["suite=pca"], reports_dir=reports, data_dir=tmp_path, console=console)
+    assert (reports.stat().st_uid, reports.stat().st_gid) == launcher.ROOT_HOST_USER
+    os.chown(reports, 0, 0)
+    with pytest.raises(UserError, match="belongs to root"):
+        container.launch("cpu", ["suite=pca"], reports_dir=reports, data_dir=tmp_path, console=console)
+    assert reports.stat().st_uid == 0
+
+
 def test_unknown_kind_names_the_valid_ones():
     with pytest.raises(UserError, match=r"container='tpu': allowed: cpu, gpu"):
         container.flavour("tpu")

@@ -65,14 +65,16 @@ def launch(
     chosen = flavour(kind)
     reports_dir, data_dir = reports_dir.resolve(), data_dir.resolve()
     ids = container_user(reports_dir, host_ids()) if user is None else None
-    if ids == ROOT_HOST_USER and reports_dir.exists():
+    existed = reports_dir.exists()
+    # A folder of nobody's (a run launched this way made it) is written again as nobody; one of root's is not.
+    if ids == ROOT_HOST_USER and existed and reports_dir.stat().st_uid == 0:
         raise UserError(f"reports={reports_dir} belongs to root, and a container launched by root runs as uid "
                         f"{ROOT_HOST_USER[0]} (nobody), which cannot write it; the harness never changes the owner of "
                         "what exists: run as a regular user, or name a reports folder that does not exist yet")
     docker_client = client()
     # Made here, before the mount: a folder Docker makes for a missing mount source belongs to root.
     reports_dir.mkdir(parents=True, exist_ok=True)
-    if ids == ROOT_HOST_USER:
+    if ids == ROOT_HOST_USER and not existed:
         os.chown(reports_dir, *ids)  # made just now, for this run, and empty: nothing that existed changes hands
     prefetch(datasets, data_dir, console, required=datasets is not None)
     image = build(kind, console) if checkout() is not None else image_id(kind)
