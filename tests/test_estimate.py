@@ -12,7 +12,6 @@ from harness.errors import UserError
 from harness.estimate import RunEstimate, Throughput, estimate_run, from_calibration
 from harness.runner import RunRequest, plan
 from harness.store import ResultsStore, RunInfo, now
-from harness.tasks.classify import ClassifyTask
 
 FIXED = Throughput("cpu", 100.0, "test")
 

@@ -9,7 +9,6 @@ experiment are skipped, so exporting again adds only what is new.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from rich.console import Console
 
