@@ -21,7 +21,7 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from harness.errors import (WRITE_ERRNOS, CellsFailed, RegressionFound, StorageError, Terminated, UserError,
+from harness.errors import (STORAGE_ERRNOS, CellsFailed, RegressionFound, StorageError, Terminated, UserError,
                             storage_error)
 
 COMMANDS = {
@@ -102,7 +102,7 @@ def storage_fault(error: BaseException) -> StorageError | None:
     None when it is a bug that should keep its traceback."""
     if isinstance(error, StorageError):
         return error
-    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
         return storage_error(error)
     return None
 

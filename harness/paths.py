@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.errors import WRITE_ERRNOS, storage_error
+
 
 def reports_dir() -> Path:
     """The reports folder: ``$HARNESS_REPORTS``, else ``./reports``."""
@@ -29,9 +31,11 @@ def replacing(path: Path, temporary_name: str) -> Iterator[Path]:
         os.replace(temporary, path)
     except BaseException as error:
         temporary.unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename in (None, str(temporary)):
-            # Name the file being written (a writer that fails on flush names none, or the temporary).
-            raise OSError(error.errno, error.strerror, str(path)) from error
+        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+            # A write the folder refused: a storage fault naming the file being written (a writer that
+            # fails on flush names none, or the temporary).
+            named = error.filename not in (None, str(temporary))
+            raise storage_error(error if named else OSError(error.errno, error.strerror, str(path))) from error
         raise
 
 
