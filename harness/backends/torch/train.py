@@ -125,6 +125,7 @@ def determinism(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
+    workspace_set_here = "CUBLAS_WORKSPACE_CONFIG" not in os.environ
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
     before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               torch.backends.cudnn.benchmark)
@@ -135,6 +136,8 @@ def determinism(enabled: bool) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
         torch.backends.cudnn.benchmark = before[2]
+        if workspace_set_here:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def synchronize(device: "str | torch.device") -> None:
