@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from harness.compare import baselines
 from harness.compare.results import RunResults, Side
+from harness.environment import commit_text
 from harness.paths import atomic_write
 from harness.render import html as html_report
 from harness.render.tables import format_cell
@@ -116,8 +117,7 @@ def flagged_by_gate(reports: Path, results: RunResults) -> bool:
 
 
 def point_label(results: RunResults, text: str) -> str:
-    commit = str(results.environment.get("git_commit") or "no commit")[:10]
-    commit += "*" if results.environment.get("git_dirty") else ""
+    commit = commit_text(results.environment, missing="no commit")
     return f"{results.run_id} · {results.created} · {commit} · {machine_name(results.environment)}: {text}"
 
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.render import plots
 
 if TYPE_CHECKING:
     from harness.study.document import ReferenceCheck
@@ -29,6 +28,8 @@ def forest(checks: Sequence["ReferenceCheck"], title: str, path: Path) -> Path |
     rows = plotted(checks)
     if not rows:
         return None
+    from harness.render import plots  # matplotlib only when a document is drawn, not at every command's start
+
     with plots.plt.rc_context(plots.STYLE):
         figure, axis = plots.plt.subplots(figsize=(8, 0.9 + 0.42 * len(rows)))
         for y, check in enumerate(reversed(rows)):
